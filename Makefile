@@ -1,0 +1,32 @@
+# Set-up and everyday targets. Each creates .venv when it is missing and is safe to re-run.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch/torchvision pinned to the pair that installs from this machine's disk
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	WANDB_SILENT=true $(BIN)/harness run ablate-pool --preset demo --workers 2
+
+test: $(STAMP)
+	WANDB_SILENT=true WANDB_MODE=offline $(BIN)/python -m pytest -q -x --durations=15
+
+bench: $(STAMP)
+	$(BIN)/harness bench --preset cpu
+	$(BIN)/harness bench --preset paper --size 128 --iters 3
+
+lint: $(STAMP)
+	$(BIN)/ruff check cyclegan harness tests
+	$(BIN)/ruff format --check cyclegan harness tests
+
+clean-venv:
+	rm -rf $(VENV)

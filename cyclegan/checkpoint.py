@@ -1,0 +1,42 @@
+"""One checkpoint file holds everything needed to continue a run exactly, written atomically.
+
+Loaded with ``weights_only=True``: a checkpoint is data (tensors, numbers, strings), never code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cyclegan.atomic import atomic_write
+from cyclegan.config import Config
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the file named."""
+
+
+def save(path: str | Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+
+
+def check_compatible(state: dict[str, Any], cfg: Config, path: str | Path) -> None:
+    """Refuse to resume into a different architecture (the saved config travels inside the checkpoint)."""
+    saved = state.get("config", {}).get("model")
+    if saved is not None and saved != cfg.to_dict()["model"]:
+        diff = sorted(k for k in saved if saved[k] != cfg.to_dict()["model"].get(k))
+        raise CheckpointError(f"checkpoint {path} was trained with other model settings ({', '.join(diff)})")

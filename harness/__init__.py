@@ -1,0 +1,1 @@
+"""The experiment harness around ``cyclegan``: specs, the run engine, tracking, evaluation and reports."""

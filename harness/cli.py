@@ -1,0 +1,35 @@
+"""The ``harness`` command line: builds validated configs and hands them to the library and the engine."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from harness.errors import user_error_types
+
+app = typer.Typer(
+    help="Which parts of CycleGAN matter? Train ablations and sweeps, compare them with honest statistics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    """Attach every command module (each defines its commands on ``app`` or a sub-app)."""
+    from harness.commands import core  # noqa: F401
+
+
+def main() -> None:
+    """Console entry point: bad input is one line on stderr and exit code 2."""
+    _register()
+    try:
+        app()
+    except user_error_types() as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Command modules of the ``harness`` CLI; each attaches its commands to ``harness.cli.app``."""
