@@ -26,7 +26,9 @@ def _knob(default: Any, doc: str, *, lo: float | None = None, hi: float | None =
 @dataclass(frozen=True)
 class ModelConfig:
     ngf: int = _knob(64, "generator width of the first conv layer", lo=1, hi=1024)
-    n_blocks: int = _knob(9, "ResNet blocks in the generator (9 at 256 px, 6 at 128 px in the paper)", lo=0, hi=64)
+    n_blocks: int = _knob(
+        9, "ResNet blocks in the generator (9 at 256 px, 6 at 128 px in the paper)", lo=0, hi=64
+    )
     netD: Literal["patch", "pixel", "scalar"] = _knob(
         "patch", "discriminator output: PatchGAN map, per-pixel map, or one scalar per image"
     )
@@ -43,7 +45,10 @@ class LossConfig:
     lambda_A: float = _knob(10.0, "weight of the forward cycle A -> B -> A (mean L1)", lo=0.0, hi=1000.0)
     lambda_B: float = _knob(10.0, "weight of the backward cycle B -> A -> B (mean L1)", lo=0.0, hi=1000.0)
     lambda_identity: float = _knob(
-        0.5, "identity weight as a multiplier of lambda_A / lambda_B; 0 skips the identity forwards", lo=0.0, hi=100.0
+        0.5,
+        "identity weight as a multiplier of lambda_A / lambda_B; 0 skips the identity forwards",
+        lo=0.0,
+        hi=100.0,
     )
 
 
@@ -82,14 +87,18 @@ class TrainConfig:
     seed: int = _knob(0, "seeds init, data order, crops, flips and the image pools", lo=0, hi=2**31 - 1)
     batch_size: int = _knob(1, "images per domain per iteration", lo=1, hi=4096)
     pool_size: int = _knob(50, "image pool per direction (0 = feed D the current fakes)", lo=0, hi=100000)
-    max_iters: int = _knob(0, "stop after this many iterations (0 = run the full epoch schedule)", lo=0, hi=10**9)
+    max_iters: int = _knob(
+        0, "stop after this many iterations (0 = run the full epoch schedule)", lo=0, hi=10**9
+    )
     fast: bool = _knob(True, "use the fast train step (same maths; see harness bench)")
     compile: bool = _knob(False, "torch.compile the networks in the fast step")
     device: str = _knob("auto", "'auto', 'cpu' or 'cuda[:N]'")
     threads: int = _knob(0, "torch CPU threads (0 = torch's default)", lo=0, hi=1024)
     log_every: int = _knob(50, "iterations between loss records", lo=1, hi=10**9)
     eval_every: int = _knob(0, "iterations between evaluations (0 = only at the end)", lo=0, hi=10**9)
-    checkpoint_every: int = _knob(500, "iterations between checkpoints (also written at the end)", lo=1, hi=10**9)
+    checkpoint_every: int = _knob(
+        500, "iterations between checkpoints (also written at the end)", lo=1, hi=10**9
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ class GANLoss(nn.Module):
             raise ValueError(f"unknown gan_mode '{mode}'; valid: lsgan, vanilla, hinge")
         self.mode = mode
 
-    def forward(self, prediction: torch.Tensor, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+    def forward(
+        self, prediction: torch.Tensor, target_is_real: bool, for_discriminator: bool = True
+    ) -> torch.Tensor:
         if self.mode == "hinge":
             if not for_discriminator:
                 return -prediction.mean()

@@ -54,7 +54,9 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, two stride-2 downsamplings, n residual blocks, two upsamplings, c7s1-3, tanh."""
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, norm: Norm = "instance", dropout: bool = False) -> None:
+    def __init__(
+        self, ngf: int = 64, n_blocks: int = 9, norm: Norm = "instance", dropout: bool = False
+    ) -> None:
         super().__init__()
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
@@ -92,7 +94,9 @@ class NLayerDiscriminator(nn.Module):
 
     def __init__(self, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance") -> None:
         super().__init__()
-        self.model = nn.Sequential(*patch_trunk(ndf, n_layers, norm), nn.Conv2d(_width(ndf, n_layers), 1, 4, 1, 1))
+        self.model = nn.Sequential(
+            *patch_trunk(ndf, n_layers, norm), nn.Conv2d(_width(ndf, n_layers), 1, 4, 1, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

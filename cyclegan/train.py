@@ -103,7 +103,11 @@ def train(
         checkpoint.check_compatible(state, cfg, ckpt_path)
         model.load_training_state(state["model"])
         set_rng_state(state["rng"])
-        progress.iteration, progress.epoch, progress.batch = state["iteration"], state["epoch"], state["batch"]
+        progress.iteration, progress.epoch, progress.batch = (
+            state["iteration"],
+            state["epoch"],
+            state["batch"],
+        )
         progress.train_seconds, progress.wall_seconds = state["train_seconds"], state["wall_seconds"]
         progress.resumed_from = progress.iteration
     step = make_step(model)
@@ -134,7 +138,9 @@ def train(
     while progress.iteration < end:
         model.set_epoch(progress.epoch)
         pin = device.type == "cuda"
-        loader = epoch_batches(dataset, progress.epoch, t.batch_size, progress.batch, cfg.data.num_workers, pin)
+        loader = epoch_batches(
+            dataset, progress.epoch, t.batch_size, progress.batch, cfg.data.num_workers, pin
+        )
         for batch in loader:
             tick = time.perf_counter()
             losses = step(batch)
@@ -149,7 +155,11 @@ def train(
             else:
                 progress.train_seconds += time.perf_counter() - tick
             done = progress.iteration >= end
-            if t.eval_every and progress.iteration % t.eval_every == 0 and progress.iteration < progress.total:
+            if (
+                t.eval_every
+                and progress.iteration % t.eval_every == 0
+                and progress.iteration < progress.total
+            ):
                 callbacks.on_eval(model, progress)
             if callbacks.should_stop(progress):
                 progress.stopped_early = True

@@ -22,7 +22,9 @@ def _infer_generator_shape(state: dict[str, torch.Tensor], cfg: Config) -> Confi
     ngf = state["model.1.weight"].shape[0]
     n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
     norm = "batch" if any(k.endswith("running_mean") for k in state) else "instance"
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, ngf=ngf, n_blocks=n_blocks, norm=norm))
+    return dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, ngf=ngf, n_blocks=n_blocks, norm=norm)
+    )
 
 
 def load_generator(path: str | Path, direction: str, cfg: Config) -> tuple[ResnetGenerator, Config]:
@@ -42,7 +44,9 @@ def load_generator(path: str | Path, direction: str, cfg: Config) -> tuple[Resne
     try:
         G.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
-        raise checkpoint.CheckpointError(f"{path} does not fit the generator: {str(exc).splitlines()[0]}") from None
+        raise checkpoint.CheckpointError(
+            f"{path} does not fit the generator: {str(exc).splitlines()[0]}"
+        ) from None
     return G.eval(), cfg
 
 

@@ -29,7 +29,3 @@ def main() -> None:
     except user_error_types() as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

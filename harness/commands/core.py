@@ -28,7 +28,12 @@ def network_info(cfg: Config) -> dict:
         out = tuple(D(torch.zeros(1, 3, size, size)).shape[1:])
     g, d = count_parameters(G), count_parameters(D)
     return {
-        "G": {"class": type(G).__name__, "parameters": g, "n_blocks": cfg.model.n_blocks, "ngf": cfg.model.ngf},
+        "G": {
+            "class": type(G).__name__,
+            "parameters": g,
+            "n_blocks": cfg.model.n_blocks,
+            "ngf": cfg.model.ngf,
+        },
         "D": {
             "class": type(D).__name__,
             "parameters": d,
@@ -60,11 +65,14 @@ def info(preset: PresetOpt = "paper", set_: SetOpt = None, json_: JsonOpt = Fals
             table.add_row(f"{section}.{key}", repr(value))
     console.print(table)
     g, d = nets["G"], nets["D"]
-    console.print(f"G_A, G_B: {g['class']} ({g['n_blocks']} blocks, ngf {g['ngf']}), {g['parameters']:,} parameters each")
+    console.print(
+        f"G_A, G_B: {g['class']} ({g['n_blocks']} blocks, ngf {g['ngf']}), "
+        f"{g['parameters']:,} parameters each"
+    )
     shape = "x".join(str(s) for s in d["output_shape"])
     console.print(
-        f"D_A, D_B: {d['class']}, {d['parameters']:,} parameters each; output {shape} at {d['crop_size']} px, "
-        f"receptive field {d['receptive_field']} px"
+        f"D_A, D_B: {d['class']}, {d['parameters']:,} parameters each; "
+        f"output {shape} at {d['crop_size']} px, receptive field {d['receptive_field']} px"
     )
     console.print(f"whole model: {nets['total_parameters']:,} parameters")
 
@@ -85,8 +93,12 @@ def train(
     from cyclegan.train import train as run_training
 
     cfg = resolve(preset, overrides_from(set_))
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn()) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+    ) as bar:
         task = bar.add_task("training", total=None)
 
         class Show(Callbacks):
@@ -98,13 +110,17 @@ def train(
                 bar.update(task, completed=progress.iteration, description=f"training  {text}")
 
         _, progress = run_training(cfg, out, Show())
-    typer.echo(f"trained {progress.iteration} iterations in {progress.wall_seconds:.1f} s; checkpoint: "
-               f"{out / 'checkpoints' / 'latest.pt'}")
+    typer.echo(
+        f"trained {progress.iteration} iterations in {progress.wall_seconds:.1f} s; checkpoint: "
+        f"{out / 'checkpoints' / 'latest.pt'}"
+    )
 
 
 @app.command()
 def translate(
-    checkpoint: Annotated[Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")
+    ],
     images: Annotated[list[Path], typer.Argument(help="Image files of any size or mode.")],
     direction: Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")] = "AtoB",
     out: Annotated[Path, typer.Option(help="Output folder; outputs keep the input's file name.")] = Path(

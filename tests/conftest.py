@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny image folders in the reference layout, made by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def make_folder_dataset(root: Path, n: int = 6, size: int = 20, seed: int = 0) -> Path:
+    """trainA/trainB/testA/testB with n random RGB PNGs each; A reddish, B bluish so the domains differ."""
+    rng = np.random.default_rng(seed)
+    for split in ("trainA", "trainB", "testA", "testB"):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            pixels[..., 0 if split.endswith("A") else 2] = 230
+            Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    return make_folder_dataset(tmp_path / "ds")
