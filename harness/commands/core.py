@@ -73,6 +73,7 @@ def info(preset: PresetOpt = "paper", set_: SetOpt = None, json_: JsonOpt = Fals
     console.print(
         f"D_A, D_B: {d['class']}, {d['parameters']:,} parameters each; "
         f"output {shape} at {d['crop_size']} px, receptive field {d['receptive_field']} px"
+        + (" (trunk), averaged over the whole image" if cfg.model.netD == "scalar" else "")
     )
     console.print(f"whole model: {nets['total_parameters']:,} parameters")
 
