@@ -155,16 +155,24 @@ def data_check(
     table = Table(
         title=f"data check of {report.root} ({'full decode' if full else 'headers'}, crop {crop_size})"
     )
-    for column in ("folder", "files", "images", "usable", "bad", "other files", "sizes", "modes"):
+    for column in ("folder", "files", "images", "usable", "bad", "other files", "sizes", "modes", "problems"):
         table.add_column(column)
     for f in report.folders:
         if not f.exists:
-            table.add_row(f.name, "missing" if f.required else "absent", "", "", "", "", "", "")
+            table.add_row(
+                f.name, "", "", "", "", "", "", "", "missing" if f.required else "absent (optional)"
+            )
             continue
         modes = ", ".join(f"{m} {n}" for m, n in f.modes.most_common())
+        kinds = Counter(p.kind.replace("_", " ") for p in f.bad)
+        problems = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        if not f.n_files:
+            problems = "empty"
+        elif not f.images:
+            problems = "no supported images"
         table.add_row(
             f.name, str(f.n_files), str(len(f.images)), str(len(f.kept)), str(len(f.bad)),
-            str(len(f.other_files)), _size_text(f), modes or "-",
+            str(len(f.other_files)), _size_text(f), modes or "-", problems or "-",
         )  # fmt: skip
     Console(width=200).print(table)
     kinds = Counter(p.kind for f in report.folders for p in f.bad)
