@@ -1,0 +1,35 @@
+"""``harness report NAME``: rebuild an experiment's comparison report from the run store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli import app
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="Experiment name (a folder under the store).")],
+    store: Annotated[Path, typer.Option("--store", help="Run store root.")] = Path("runs"),
+    out: Annotated[Path, typer.Option("--out", help="Reports root; the report goes to OUT/NAME/.")] = Path(
+        "reports"
+    ),
+    min_effect: Annotated[
+        float | None,
+        typer.Option(
+            "--min-effect",
+            help="Difference of interest on the primary metric for the seeds-needed "
+            "estimate (default: the observed difference).",
+        ),
+    ] = None,
+) -> None:
+    """Write report.md, report.html (self-contained), runs.csv and figures; works on partial stores too."""
+    from harness.report import build_report
+
+    folder = build_report(store, name, out, min_effect=min_effect)
+    typer.echo(f"report: {folder / 'report.md'}")
+    typer.echo(f"html:   {folder / 'report.html'}")
+    typer.echo(f"index:  {Path(out) / 'index.md'}")

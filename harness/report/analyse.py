@@ -1,0 +1,134 @@
+"""The numbers of a comparison report: per-arm summaries, arm-vs-control tests, Holm, verdicts in words."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.report import stats
+from harness.report.directions import directions
+from harness.report.load import Store
+
+
+@dataclass
+class Analysis:
+    metrics: list[str]
+    directions: dict[str, str]
+    headline: dict[str, pd.DataFrame]  # metric -> one row per arm (stats.describe)
+    comparisons: pd.DataFrame  # one row per (arm, metric): stats.Comparison + Holm + power + verdict
+    primary_verdicts: list[str]
+    min_effect: float | None
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3g}" if math.isfinite(x) else "n/a"
+
+
+def _p(x: float) -> str:
+    return f"{x:.2g}" if math.isfinite(x) else "n/a"
+
+
+def verdict(row: pd.Series, control: str) -> tuple[str, str]:
+    """(short word for tables, one sentence) for one arm-vs-control comparison."""
+    arm, metric, d = row["arm"], row["metric"], row["direction"]
+    if row["n_arm"] < 2 or row["n_control"] < 2:
+        return "n/a", (
+            f"{arm} vs {control} on {metric}: not enough finished runs ({row['n_arm']} vs "
+            f"{row['n_control']}; two per arm needed)"
+        )
+    ci = f"{_signed(row['diff'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]"
+    if not math.isfinite(row["p_welch_holm"]):
+        return "n/a", (
+            f"{arm} vs {control} on {metric}: {ci}; every seed gave the same value in both arms, "
+            "so the t-test is undefined"
+        )
+    if row["p_welch_holm"] < stats.ALPHA:
+        if d == "unknown":
+            word = "differs"
+        else:
+            word = "better" if (row["diff"] > 0) == (d == "maximize") else "worse"
+        verb = "differs" if word == "differs" else f"is {word}"
+        return word, f"{arm} {verb} on {metric}: {ci}, p_holm = {_p(row['p_welch_holm'])}"
+    n = row["seeds_needed"]
+    target = "the stated minimum effect" if row["effect_source"] == "minimum" else "the observed one"
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        power = (
+            f"no realistic number of seeds would detect a difference of {_signed(row['effect'])} ({target})"
+        )
+    else:
+        power = (
+            f"about {int(n)} seeds per arm would detect a difference of {_signed(row['effect'])} ({target}) "
+            f"with {stats.POWER:.0%} power at alpha = {stats.ALPHA}"
+        )
+    return "no difference detected", (
+        f"{arm} vs {control} on {metric}: no detectable difference with {row['n_arm']} vs {row['n_control']} "
+        f"seeds ({ci}, p_holm = {_p(row['p_welch_holm'])}); {power}"
+    )
+
+
+def analyse(
+    store: Store, *, min_effect: float | None = None, n_resamples: int = stats.N_RESAMPLES, seed: int = 0
+) -> Analysis:
+    """Every statistic the report shows, computed on the done runs only."""
+    metrics = store.metric_names
+    dirs = directions(store.experiment, metrics)
+    arms, control = store.arms, store.control
+    primary = store.experiment["metrics"]["primary"]
+    secondary = [m for m in store.experiment["metrics"].get("secondary", []) or [] if m in metrics]
+
+    headline = {}
+    for metric in [primary, *secondary]:
+        rows = [
+            {"arm": a, **stats.describe(store.values(a, metric), n_resamples=n_resamples, seed=seed)}
+            for a in arms
+        ]
+        headline[metric] = pd.DataFrame(rows)
+
+    rows = []
+    for metric in metrics:
+        ctrl = store.values(control, metric)
+        for arm in arms:
+            if arm == control:
+                continue
+            c = stats.compare(
+                store.values(arm, metric),
+                ctrl,
+                arm=arm,
+                metric=metric,
+                direction=dirs[metric],
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            rows.append(dataclasses.asdict(c))
+    cols = [f.name for f in dataclasses.fields(stats.Comparison)]
+    comp = pd.DataFrame(rows, columns=cols)
+    # one Holm family per test over every arm x metric, as a reviewer would count the comparisons
+    comp["p_welch_holm"] = stats.holm(comp["p_welch"].to_numpy(dtype=float)) if len(comp) else []
+    comp["p_mwu_holm"] = stats.holm(comp["p_mwu"].to_numpy(dtype=float)) if len(comp) else []
+    use_min = [min_effect is not None and m == primary for m in comp["metric"]]
+    comp["effect_source"] = ["minimum" if u else "observed" for u in use_min]
+    comp["effect"] = [
+        float(min_effect) if u else d
+        for u, d in zip(use_min, comp["diff"].to_numpy(dtype=float), strict=True)
+    ]
+    comp["seeds_needed"] = [
+        stats.seeds_needed(e, s) for e, s in zip(comp["effect"], comp["pooled_sd"], strict=True)
+    ]
+    comp["seeds_needed"] = comp["seeds_needed"].astype(object)
+    words = [verdict(r, control) for _, r in comp.iterrows()]
+    comp["verdict"] = [w for w, _ in words]
+    comp["sentence"] = [s for _, s in words]
+    prim = comp[comp["metric"] == primary]
+    primary_verdicts = list(prim["sentence"]) or [f"no arm besides the control {control} to compare"]
+    return Analysis(metrics, dirs, headline, comp, primary_verdicts, min_effect)
+
+
+def arm_cis(analysis: Analysis) -> dict[str, dict[str, tuple[float, float]]]:
+    """metric -> arm -> bootstrap CI of the mean, for the strip plots."""
+    return {
+        m: {r["arm"]: (r["ci_low"], r["ci_high"]) for _, r in df.iterrows()}
+        for m, df in analysis.headline.items()
+    }

@@ -1,0 +1,45 @@
+"""``reports/index.md``: every report under the reports root, rebuilt from each folder's ``report.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+from cyclegan.atomic import atomic_write_text
+from harness.report.render import md_escape
+
+
+def write_index(out_root: Path) -> Path:
+    """List each report (question, date, verdict lines), newest first; unreadable report.json are named."""
+    entries, broken = [], []
+    for path in sorted(Path(out_root).glob("*/report.json")):
+        try:
+            entries.append((path.parent.name, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            broken.append(path.parent.name)
+    entries.sort(key=lambda e: (str(e[1].get("date") or ""), e[0]), reverse=True)
+    lines = [
+        "# Reports",
+        "",
+        f"{len(entries)} report(s), newest first. Rebuilt by `harness report NAME`.",
+        "",
+    ]
+    for folder, info in entries:
+        runs = info.get("runs", {})
+        lines += [
+            f"## [{md_escape(info.get('name', folder))}]({quote(folder)}/report.md)",
+            "",
+            f"- **question:** {md_escape(info.get('question') or '(none given)')}",
+            f"- **date:** {md_escape(info.get('date') or 'unknown')}",
+            f"- **runs:** {runs.get('done', 0)} done of {runs.get('planned', 0)} planned, "
+            f"{runs.get('failed', 0)} failed, {runs.get('missing', 0)} missing",
+            "- **verdict:**",
+            *[f"  - {md_escape(v)}" for v in info.get("verdicts", [])],
+            "",
+        ]
+    if broken:
+        lines += ["## Unreadable", "", *[f"- {md_escape(b)}/report.json" for b in broken], ""]
+    path = Path(out_root) / "index.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

@@ -1,0 +1,175 @@
+"""Figures of a comparison report, drawn off-screen (matplotlib's Figure on the Agg canvas; PIL for grids)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
+from cyclegan.atomic import atomic_write
+
+LOSS_GROUPS = {
+    "G = G_A + G_B": ("G_A", "G_B"),
+    "D = D_A + D_B": ("D_A", "D_B"),
+    "cycle = cycle_A + cycle_B": ("cycle_A", "cycle_B"),
+}
+WORDS = {"maximize": "higher is better", "minimize": "lower is better"}
+
+
+def _label(text: object) -> str:
+    """Names from specs shown literally by matplotlib (a '$' would start mathtext)."""
+    return str(text).replace("$", r"\$")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return path
+
+
+def _colors(arms: Sequence[str]) -> dict[str, tuple]:
+    palette = [
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
+    return {a: palette[i % len(palette)] for i, a in enumerate(arms)}
+
+
+def strip_plot(
+    values: Mapping[str, Mapping[str, pd.Series]],
+    cis: Mapping[str, Mapping[str, tuple[float, float]]],
+    arms: Sequence[str],
+    control: str,
+    directions: Mapping[str, str],
+    path: Path,
+) -> Path:
+    """One panel per metric: each seed a dot, the mean with its bootstrap CI, the control's mean dashed."""
+    metrics = list(values)
+    fig = Figure(
+        figsize=(max(4.0, 1.1 * len(arms) + 1.5) * min(len(metrics), 3), 3.6 * -(-len(metrics) // 3))
+    )
+    axes = np.atleast_1d(fig.subplots(-(-len(metrics) // 3), min(len(metrics), 3), squeeze=False)).ravel()
+    colors = _colors(arms)
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes, metrics, strict=False):
+        for i, arm in enumerate(arms):
+            v = values[metric].get(arm, pd.Series([], dtype=float)).to_numpy(dtype=float)
+            if v.size:
+                ax.scatter(
+                    i + rng.uniform(-0.12, 0.12, v.size), v, s=22, color=colors[arm], alpha=0.8, zorder=3
+                )
+                lo, hi = cis[metric].get(arm, (np.nan, np.nan))
+                m = float(np.mean(v))
+                if np.isfinite(lo) and np.isfinite(hi):
+                    ax.errorbar(
+                        i + 0.28, m, yerr=[[m - lo], [hi - m]], fmt="D", color="black", ms=4, capsize=3
+                    )
+                else:
+                    ax.plot(i + 0.28, m, "D", color="black", ms=4)
+                if arm == control:
+                    ax.axhline(m, color=colors[arm], ls="--", lw=0.8, zorder=1)
+        ax.set_xticks(range(len(arms)))
+        ax.set_xticklabels(
+            [_label(a) + (" (control)" if a == control else "") for a in arms], rotation=20, ha="right"
+        )
+        ax.set_xlim(-0.5, len(arms) - 0.3)
+        ax.set_title(
+            _label(f"{metric} ({WORDS.get(directions.get(metric, ''), 'direction unknown')})"), fontsize=10
+        )
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _band(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean, min and max over seeds of ``column`` at each iteration (over the seeds that logged it)."""
+    return frame.groupby("iteration")[column].agg(["mean", "min", "max", "count"]).sort_index()
+
+
+def curves(
+    frame: pd.DataFrame,
+    panels: Mapping[str, Sequence[str]],
+    arms: Sequence[str],
+    path: Path,
+    ylabel: str = "",
+) -> Path | None:
+    """One panel per entry of ``panels`` (title -> columns summed per run): mean over seeds, min-max band."""
+    panels = {t: cols for t, cols in panels.items() if all(c in frame.columns for c in cols)}
+    if frame.empty or not panels:
+        return None
+    n = len(panels)
+    ncol = min(n, 3)
+    fig = Figure(figsize=(5 * ncol, 3.4 * -(-n // 3)))
+    axes = np.atleast_1d(fig.subplots(-(-n // 3), ncol, squeeze=False)).ravel()
+    colors = _colors(arms)
+    for ax, (title, cols) in zip(axes, panels.items(), strict=False):
+        df = frame.assign(_y=frame[list(cols)].sum(axis=1, min_count=len(cols)))
+        for arm in arms:
+            sub = df[df["arm"] == arm]
+            if sub["_y"].notna().sum() == 0:
+                continue
+            band = _band(sub.dropna(subset=["_y"]), "_y")
+            ax.plot(band.index, band["mean"], color=colors[arm], label=_label(arm), lw=1.4)
+            ax.fill_between(band.index, band["min"], band["max"], color=colors[arm], alpha=0.18, lw=0)
+        ax.set_title(_label(title), fontsize=10)
+        ax.set_xlabel("iteration")
+        if ylabel:
+            ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def sample_grid(
+    rows: Sequence[tuple[str, Path]], path: Path, min_width: int = 512, max_scale: int = 8
+) -> Path | None:
+    """Stack each arm's latest sample grid (same fixed test images) under a label strip, one arm per row.
+
+    Small grids (16-32 px crops) are enlarged by an integer factor, nearest-neighbour, so pixels stay sharp.
+    """
+    images = []
+    for label, png in rows:
+        with Image.open(png) as im:
+            images.append((label, im.convert("RGB")))
+    if not images:
+        return None
+    width = max(im.width for _, im in images)
+    scale = min(max_scale, max(1, -(-min_width // width)))
+    font = ImageFont.load_default(size=16)
+    strip = 26
+    scaled = [
+        (label, im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST))
+        for label, im in images
+    ]
+    total_w = width * scale
+    total_h = sum(im.height + strip for _, im in scaled)
+    canvas = Image.new("RGB", (total_w, total_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for label, im in scaled:
+        draw.text((6, y + 4), label, fill="black", font=font)
+        canvas.paste(im, (0, y + strip))
+        y += strip + im.height
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return path

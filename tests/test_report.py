@@ -1,0 +1,386 @@
+"""Comparison reports from a hand-written run store (docs/RUNSTORE.md), independent of the engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from harness.cli import _register, app
+from harness.report import build_report
+from harness.report.load import load_store
+
+EVIL = "<script>alert(1)</script>"
+PRIMARY = "zebra.stripe_AtoB"
+SECONDARY = "translation_AtoB"
+OTHER = "cycle_l1_A"
+ARMS = {
+    "pool50": {"train.pool_size": 50},
+    "pool0": {"train.pool_size": 0},
+    "idt0": {"loss.lambda_identity": 0},
+}
+SEEDS = [0, 1, 2, 3, 4]
+FAILED = ("pool0", 4)
+MISSING = ("idt0", 4)
+ERROR = "RuntimeError: NaN in G_A loss at iteration 350"
+# arm means on the primary metric: pool0 clearly worse, idt0 indistinguishable from the control
+MEANS = {"pool50": 0.62, "pool0": 0.45, "idt0": 0.615}
+
+
+def _json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _config(arm: str, seed: int) -> dict:
+    from cyclegan.config import resolve
+
+    return resolve("smoke", {"train.pool_size": 50, **ARMS[arm], "train.seed": seed}).to_dict()
+
+
+def _grid(path: Path, seed: int, shade: int) -> None:
+    """A 2-direction x (input | output | ground truth) grid of 16 px tiles, like the engine's sample grid."""
+    rng = np.random.default_rng(seed)
+    tile = 16
+    img = np.zeros((2 * 2 * tile, 3 * tile, 3), dtype=np.uint8)
+    img[:, :tile] = rng.integers(0, 255, (4 * tile, tile, 3))  # inputs: the same for every arm
+    img[:, tile : 2 * tile] = shade
+    img[:, 2 * tile :] = 255 - shade
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+
+
+def make_store(
+    root: Path,
+    name: str = "ablate-pool",
+    question: str = "Does the image pool matter?",
+    arms: dict | None = None,
+) -> Path:
+    """A realistic partial store: 3 arms x 5 seeds, one failed run, one planned run with no folder."""
+    arms = arms or ARMS
+    arm_names = list(arms)
+    control = arm_names[0]
+    folder = root / name
+    runs = []
+    rng = np.random.default_rng(123)
+    for a_i, arm in enumerate(arm_names):
+        for seed in SEEDS:
+            cfg = _config(list(ARMS)[a_i], seed)
+            run = f"{arm}-s{seed}-{a_i:012d}"
+            runs.append({"arm": arm, "seed": seed, "run": run})
+            key = (list(ARMS)[a_i], seed)
+            if key == MISSING:
+                continue
+            rdir = folder / run
+            _json(rdir / "config.json", cfg)
+            failed = key == FAILED
+            status = "failed" if failed else "done"
+            mean = MEANS[list(ARMS)[a_i]]
+            final = {
+                PRIMARY: float(mean + rng.normal(0, 0.02)),
+                SECONDARY: float(0.3 + rng.normal(0, 0.01)),
+                OTHER: float(0.1 + 0.01 * a_i + rng.normal(0, 0.005)),
+                "kid_AtoB": None,
+            }
+            wall = 100.0 + 10 * a_i + seed
+            _json(
+                rdir / "run.json",
+                {
+                    "experiment": name,
+                    "arm": arm,
+                    "seed": seed,
+                    "config_hash": f"{a_i:012d}",
+                    "status": status,
+                    "attempt": 1,
+                    "error": ERROR if failed else None,
+                    "git": {"commit": "3173c7b", "dirty": False},
+                    "packages": {"torch": "2.14.1"},
+                    "host": "testhost",
+                    "device": "cpu",
+                    "started": "2026-11-28T01:00:00Z",
+                    "ended": f"2026-11-28T02:0{seed}:00Z",
+                    "wall_seconds": wall,
+                    "peak_memory_mb": 300.0 + a_i,
+                    "worker": "testhost:1",
+                },
+            )
+            lines = []
+            last = 350 if failed else 500
+            for it in range(50, last + 1, 50):
+                g = 4.0 * np.exp(-it / 300) + 1 + 0.1 * a_i
+                lines.append(
+                    {
+                        "kind": "loss",
+                        "iteration": it,
+                        "epoch": 1,
+                        "time": it / 5,
+                        "lr": 2e-4,
+                        "G_A": g / 2,
+                        "G_B": g / 2,
+                        "cycle_A": g / 4,
+                        "cycle_B": g / 4,
+                        "idt_A": 0.1,
+                        "idt_B": 0.1,
+                        "D_A": 0.25,
+                        "D_B": 0.25,
+                    }
+                )
+                if it % 250 == 0:
+                    lines.append(
+                        {
+                            "kind": "eval",
+                            "iteration": it,
+                            "time": it / 5,
+                            **{k: (v * it / 500 if v is not None else None) for k, v in final.items()},
+                        }
+                    )
+            with open(rdir / "metrics.jsonl", "w") as f:
+                f.writelines(json.dumps(rec) + "\n" for rec in lines)
+                if failed:
+                    f.write('{"kind": "loss", "iterat')  # half-written line of a crash
+            if not failed:
+                _grid(rdir / "samples" / "0000250.png", 0, 10)
+                _grid(rdir / "samples" / "0000500.png", 0, 60 + 80 * a_i)
+            _json(
+                rdir / "summary.json",
+                {
+                    "status": status,
+                    "iteration": last,
+                    "total": 500,
+                    "metrics": final if not failed else {},
+                    "health": {
+                        "oscillation_G": 0.05 + 0.01 * seed,
+                        "oscillation_D": 0.02,
+                        "diverged": failed,
+                        "collapsed": False,
+                    },
+                    "cost": {
+                        "wall_seconds": wall,
+                        "train_seconds": wall - 5,
+                        "it_per_s": last / wall,
+                        "peak_memory_mb": 300.0 + a_i,
+                    },
+                    "error": ERROR if failed else None,
+                },
+            )
+    _json(
+        folder / "experiment.json",
+        {
+            "name": name,
+            "question": question,
+            "kind": "ablation",
+            "spec_path": f"experiments/{name}.toml",
+            "command": f"harness run {name} --preset smoke",
+            "preset": "smoke",
+            "base": {"train.max_iters": 500},
+            "data": "synth:zebra",
+            "control": control,
+            "arms": arms,
+            "arm_notes": {arm_names[1]: "no history"},
+            "seeds": SEEDS,
+            "budget": {"iterations": 500},
+            "metrics": {"primary": PRIMARY, "direction": "maximize", "secondary": [SECONDARY]},
+            "runs": runs,
+            "created": "2026-11-28T01:00:00Z",
+        },
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("report")
+    store = make_store(tmp / "runs")
+    return store, build_report(store, "ablate-pool", tmp / "reports")
+
+
+def test_report_files_and_verdicts(built) -> None:
+    store, out = built
+    for name in (
+        "report.md",
+        "report.html",
+        "runs.csv",
+        "report.json",
+        "primary_strip.png",
+        "loss_curves.png",
+        "eval_curves.png",
+        "samples.png",
+    ):
+        assert (out / name).is_file(), name
+    md = (out / "report.md").read_text()
+    info = json.loads((out / "report.json").read_text())
+    # pool0 is 0.17 below the control with sd 0.02: detected; idt0 differs by ~0.005: not detected
+    assert info["verdicts"][0].startswith(r"pool0 is worse on zebra.stripe_AtoB: -0.1")
+    assert "no detectable difference with 4 vs 5 seeds" in info["verdicts"][1]
+    assert re.search(r"about \d+ seeds per arm would detect a difference of", info["verdicts"][1])
+    assert info["runs"] == {"planned": 15, "done": 13, "failed": 1, "missing": 1}
+    assert r"pool0 is worse on zebra.stripe\_AtoB" in md
+    assert "harness run ablate-pool --preset smoke" in md  # the reproduce command
+    assert "3173c7b (14 runs)" in md and "testhost / cpu (14 runs)" in md
+    # every figure is linked relatively and exists
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert sorted(links) == ["eval_curves.png", "loss_curves.png", "primary_strip.png", "samples.png"]
+    index = (out.parent / "index.md").read_text()
+    assert "[ablate-pool](ablate-pool/report.md)" in index and "Does the image pool matter?" in index
+    assert "pool0 is worse" in index
+
+
+def test_failed_and_missing_runs_listed(built) -> None:
+    _, out = built
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for text in (md, page):
+        assert "Failed runs" in text and "Missing or unfinished runs" in text
+        assert "RuntimeError: NaN in G\\_A loss" in text or "RuntimeError: NaN in G_A loss" in text
+        assert "pool0-s4-000000000001" in text and "idt0-s4-000000000002" in text
+    failed_sec = page.split("<h2>Failed runs</h2>")[1].split("</section>")[0]
+    missing_sec = page.split("<h2>Missing or unfinished runs</h2>")[1].split("</section>")[0]
+    assert "pool0-s4-000000000001" in failed_sec and ERROR in failed_sec
+    assert "idt0-s4-000000000002" in missing_sec and "<td>missing</td>" in missing_sec
+    assert "skipped 1 unreadable line" in md  # the half-written metrics.jsonl line is reported, not hidden
+
+
+def test_runs_csv_one_row_per_planned_run(built) -> None:
+    _, out = built
+    df = pd.read_csv(out / "runs.csv")
+    assert len(df) == 15
+    assert set(df["status"]) == {"done", "failed", "missing"}
+    assert {"arm", "seed", "status", "error", PRIMARY, SECONDARY, OTHER}.issubset(df.columns)
+    done = df[df["status"] == "done"]
+    assert done[PRIMARY].notna().all() and df.loc[df["status"] != "done", PRIMARY].isna().all()
+    assert df.loc[df["status"] == "failed", "error"].iloc[0] == ERROR
+
+
+def test_headline_and_comparison_numbers_match_scipy(built) -> None:
+    """The numbers in the report are the store's numbers run through scipy (spot check one arm)."""
+    from scipy import stats
+
+    store, out = built
+    st = load_store(store, "ablate-pool")
+    x = st.values("pool0", PRIMARY).to_numpy()
+    y = st.values("pool50", PRIMARY).to_numpy()
+    assert len(x) == 4 and len(y) == 5
+    md = (out / "report.md").read_text()
+    assert f"{np.mean(x) - np.mean(y):.4g}".lstrip("-") in md
+    assert f"{stats.ttest_ind(x, y, equal_var=False).pvalue:.4g}" in md
+    assert f"{stats.trim_mean(y, 0.25):.4g}" in md
+
+
+def test_html_is_self_contained(built) -> None:
+    _, out = built
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 4
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing fetched: no external src or link
+    assert "<style>" in page
+
+
+def test_rebuild_is_identical(built, tmp_path) -> None:
+    """A report is a pure function of the store."""
+    store, out = built
+    again = build_report(store, "ablate-pool", tmp_path)
+    for name in ("report.md", "report.html", "runs.csv", "report.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_untrusted_names_are_escaped(tmp_path) -> None:
+    arms = {
+        EVIL: {"train.pool_size": 50},
+        "a|b*_[x](y)": {"train.pool_size": 0},
+        "c": {"loss.lambda_identity": 0},
+    }
+    store = make_store(tmp_path / "runs", name="evil", question=EVIL, arms=arms)
+    out = build_report(store, "evil", tmp_path / "reports")
+    page = (out / "report.html").read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    md = (out / "report.md").read_text()
+    assert "<script>" not in md.replace("```", "")  # only the fenced command could hold raw text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert r"a\|b\*\_\[x\](y)" in md  # no table-breaking pipe, no link, no emphasis
+    assert "<script>" not in (tmp_path / "reports" / "index.md").read_text()
+
+
+def test_cli_prints_where_the_report_is(tmp_path) -> None:
+    store = make_store(tmp_path / "runs")
+    _register()
+    res = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "ablate-pool",
+            "--store",
+            str(store),
+            "--out",
+            str(tmp_path / "rep"),
+            "--min-effect",
+            "0.05",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert str(tmp_path / "rep" / "ablate-pool" / "report.md") in res.output
+    info = json.loads((tmp_path / "rep" / "ablate-pool" / "report.json").read_text())
+    assert "difference of +0.05 (the stated minimum effect)" in info["verdicts"][1]
+
+
+def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
+    store = make_store(tmp_path / "runs")
+    res = subprocess.run(
+        [
+            str(Path(".venv/bin/harness").resolve()),
+            "report",
+            "nope",
+            "--store",
+            str(store),
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "experiments there: ablate-pool" in res.stderr
+    assert not (tmp_path / "rep").exists()  # no partial output
+
+
+def test_partial_store_without_any_done_run(tmp_path) -> None:
+    """Right after `harness run` writes experiment.json: every run missing, the report still builds."""
+    store = make_store(tmp_path / "runs")
+    for d in (store / "ablate-pool").iterdir():
+        if d.is_dir():
+            shutil.rmtree(d)
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    info = json.loads((out / "report.json").read_text())
+    assert info["runs"] == {"planned": 15, "done": 0, "failed": 0, "missing": 15}
+    assert "not enough finished runs" in info["verdicts"][0]
+    assert "No run has written samples yet." in (out / "report.md").read_text()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_report_renders_in_chromium(built, tmp_path) -> None:
+    """Headless chromium opens the offline page and paints its embedded figures (a non-blank screenshot)."""
+    _, out = built
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        ["bash", "scripts/screenshot-report.sh", str(out / "report.html"), str(shot)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    with Image.open(shot) as im:
+        arr = np.asarray(im.convert("RGB"))
+    assert arr.shape[0] >= 2000 and arr.std() > 10  # not a blank page
+    # the strip plot's control colour (#1f77b4) is painted somewhere
+    assert (np.abs(arr.astype(int) - [31, 119, 180]).sum(axis=2) < 30).sum() > 50
+
+
+def test_no_tmp_leftovers(built) -> None:
+    _, out = built
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
