@@ -1,0 +1,138 @@
+"""``harness probe ood``: the seed's cat experiment - feed a generator images from neither domain and measure
+what it changes, overall and in brownish regions (a horse->zebra generator that learned "brown = horse" paints
+stripes on brown things that are not horses).
+
+"Brownish" pixels of the input: HSV hue in [10, 50] degrees (red-orange to orange-yellow), saturation >= 0.2
+and value in [0.1, 0.8] - brown is a dark, moderately saturated orange; bright oranges and greys are excluded.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+
+from harness.cli import app
+from harness.options import PresetOpt, SetOpt, overrides_from
+
+probe_app = typer.Typer(
+    help="Probe a trained generator outside its training distribution.", no_args_is_help=True
+)
+app.add_typer(probe_app, name="probe")
+
+BROWN_HUE = (10.0, 50.0)  # degrees
+BROWN_MIN_SAT = 0.2
+BROWN_VALUE = (0.1, 0.8)
+
+
+def hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(hue in degrees, saturation, value) of (N, 3, H, W) images in [0, 1]."""
+    r, g, b = images.unbind(1)
+    v, _ = images.max(1)
+    c = v - images.min(1).values
+    s = torch.where(v > 0, c / v.clamp_min(1e-12), torch.zeros_like(v))
+    safe = c.clamp_min(1e-12)
+    h = torch.where(v == r, ((g - b) / safe) % 6, torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    return torch.where(c > 0, h * 60.0, torch.zeros_like(h)), s, v
+
+
+def brownish(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool mask of brownish pixels (see the module docstring for the definition)."""
+    h, s, v = hsv(images)
+    return (
+        (h >= BROWN_HUE[0])
+        & (h <= BROWN_HUE[1])
+        & (s >= BROWN_MIN_SAT)
+        & (v >= BROWN_VALUE[0])
+        & (v <= BROWN_VALUE[1])
+    )
+
+
+def change_report(inputs: torch.Tensor, outputs: torch.Tensor) -> list[dict]:
+    """Per image: mean |output - input| (channel mean, [0, 1]), overall and in / outside brownish regions."""
+    change = (outputs - inputs).abs().mean(1)
+    brown = brownish(inputs)
+    rows = []
+    for d, m in zip(change, brown, strict=True):
+        inside = float(d[m].mean()) if m.any() else None
+        outside = float(d[~m].mean()) if (~m).any() else None
+        ratio = inside / outside if inside is not None and outside else None
+        rows.append(
+            {
+                "change": float(d.mean()),
+                "brown_share": float(m.float().mean()),
+                "change_brown": inside,
+                "change_other": outside,
+                "brown_over_other": ratio,
+            }
+        )
+    return rows
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+@probe_app.command("ood")
+def ood(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")
+    ],
+    images: Annotated[list[Path], typer.Argument(help="Images from neither domain (e.g. cats).")],
+    direction: Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")] = "AtoB",
+    out: Annotated[Path, typer.Option(help="Folder for ood-grid.png and ood.json.")] = Path("probe-ood"),
+    preset: PresetOpt = "paper",
+    set_: SetOpt = None,
+) -> None:
+    """Translate out-of-domain images; per image, how much changed overall and in brownish regions."""
+    from rich.console import Console
+    from rich.table import Table
+    from torchvision.utils import make_grid, save_image
+
+    from cyclegan.atomic import atomic_write, atomic_write_json
+    from cyclegan.checkpoint import CheckpointError
+    from cyclegan.config import resolve
+    from cyclegan.data.images import load_rgb
+    from cyclegan.data.transforms import preprocess
+    from cyclegan.translate import load_generator
+
+    G, cfg = load_generator(checkpoint, direction, resolve(preset, overrides_from(set_)))
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        raise CheckpointError(f"image not found: {missing[0]}")
+    x = torch.stack([preprocess(load_rgb(p), cfg.data, None) for p in images])
+    with torch.no_grad():
+        y = G(x)
+    inputs, outputs = (x * 0.5 + 0.5).clamp(0, 1), (y * 0.5 + 0.5).clamp(0, 1)
+    rows = change_report(inputs, outputs)
+    table = Table(
+        title=f"out-of-domain probe: {checkpoint} ({direction}); change = mean |out - in| on [0, 1]"
+    )
+    for col in ("image", "change", "brownish share", "change in brownish", "change elsewhere", "ratio"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    for path, r in zip(images, rows, strict=True):
+        table.add_row(
+            path.name,
+            _fmt(r["change"]),
+            _fmt(r["brown_share"], ".1%"),
+            _fmt(r["change_brown"]),
+            _fmt(r["change_other"]),
+            _fmt(r["brown_over_other"], ".2f"),
+        )
+    Console().print(table)
+    heat = (outputs - inputs).abs().mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    grid = make_grid(torch.cat([inputs, outputs, heat]), nrow=len(images), padding=1, pad_value=1.0)
+    buf = io.BytesIO()
+    save_image(grid, buf, format="png")
+    atomic_write(out / "ood-grid.png", lambda f: f.write(buf.getvalue()))
+    report = {
+        "checkpoint": str(checkpoint),
+        "direction": direction,
+        "brownish": {"hue_deg": BROWN_HUE, "min_saturation": BROWN_MIN_SAT, "value": BROWN_VALUE},
+        "images": [{"path": str(p), **r} for p, r in zip(images, rows, strict=True)],
+    }
+    atomic_write_json(out / "ood.json", report)
+    typer.echo(f"grid (rows: input, output, |change|): {out / 'ood-grid.png'}; numbers: {out / 'ood.json'}")
