@@ -53,7 +53,7 @@ MODELS = (
 # Not redistributable: the authors point users to the owners' site instead.
 NOT_REDISTRIBUTABLE = {
     "cityscapes": "cityscapes cannot be redistributed (licence): register and download "
-    "leftImg8bit_trainvaltest.zip"
+    "leftImg8bit_trainvaltest.zip "
     "and gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com, then arrange them as "
     "trainA/ trainB/ testA/ testB/ (the reference's datasets/prepare_cityscapes_dataset.py does this)",
 }

@@ -168,9 +168,9 @@ def extract_zip(path: Path, target: Path) -> None:
 
 def _known(name: str, names: tuple[str, ...], what: str) -> None:
     if name in NOT_REDISTRIBUTABLE:
-        raise DataError(NOT_REDISTRIBUTABLE[name])
+        raise DownloadError(NOT_REDISTRIBUTABLE[name])
     if name not in names:
-        raise DataError(f"unknown {what} '{name}'; valid: {', '.join(names)}")
+        raise DownloadError(f"unknown {what} '{name}'; valid: {', '.join(names)}")
 
 
 def download_dataset(
@@ -185,8 +185,10 @@ def download_dataset(
     archive = root / f"{name}.zip"
     received = fetch(url, archive, show_progress)
     verify_zip(archive, url)
-    extract_zip(archive, target)
-    archive.unlink()
+    try:
+        extract_zip(archive, target)
+    finally:
+        archive.unlink()  # extracted, or refused as unsafe: either way the next call starts afresh
     return Fetched(target, url, downloaded=True, bytes_fetched=received)
 
 
