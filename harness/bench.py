@@ -1,0 +1,340 @@
+"""Timing the training step: the plain reference-order step against the fast step, in one process.
+
+The two steps run interleaved (plain, fast, plain, fast, ...) on identical fresh models and identical random
+batches of the crop size, so machine noise (this CPU is shared) hits both alike; medians and quartiles
+summarise. Work is counted with ``FlopCounterMode`` (forward and backward of one step) and set against this
+machine's convolution throughput, timed in the same command.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from cyclegan.config import Config, resolve
+from cyclegan.fast import FastStep
+from cyclegan.model import CycleGAN
+from cyclegan.train import Callbacks, pick_device
+
+Batch = dict[str, torch.Tensor]
+STEP_KINDS = ("plain", "fast")
+
+
+def bench_config(preset: str, size: int | None, overrides: dict[str, Any] | None = None) -> Config:
+    """The preset with overrides; ``size`` sets crop and load size (no resize margin: inputs are random)."""
+    extra = dict(overrides or {})
+    if size is not None:
+        extra.update({"data.crop_size": size, "data.load_size": size})
+    return resolve(preset, extra)
+
+
+def random_batches(cfg: Config, count: int, device: torch.device, seed: int = 0) -> list[Batch]:
+    """Random images in [-1, 1] of the crop size: the step's cost does not depend on the pixels."""
+    gen = torch.Generator().manual_seed(seed)
+    n, s = cfg.train.batch_size, cfg.data.crop_size
+    return [
+        {k: (torch.rand(n, 3, s, s, generator=gen) * 2 - 1).to(device) for k in ("A", "B")}
+        for _ in range(count)
+    ]
+
+
+def make_step(cfg: Config, kind: str, device: torch.device) -> Callable[[Batch], dict[str, torch.Tensor]]:
+    """A fresh model (same seed, so the same initial weights) and its plain or fast step."""
+    model = CycleGAN(cfg, device)
+    return model.train_step if kind == "plain" else FastStep(model)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    steps: dict[str, Callable[[Batch], Any]],
+    batches: list[Batch],
+    iters: int,
+    warmup: int,
+    device: torch.device,
+) -> dict[str, list[float]]:
+    """Seconds per call of each step, called in turn (a, b, a, b, ...) after ``warmup`` untimed rounds."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(warmup + iters):
+        batch = batches[i % len(batches)]
+        for name, step in steps.items():
+            _sync(device)
+            tick = time.perf_counter()
+            step(batch)
+            _sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - tick)
+    return times
+
+
+def step_gflop(cfg: Config, kind: str, device: torch.device) -> float:
+    """GFLOP of one iteration (forward and backward of all networks), counted by torch's FLOP counter."""
+    step = make_step(cfg, kind, device)
+    batch = random_batches(cfg, 1, device, seed=1)[0]
+    with FlopCounterMode(display=False) as counter:
+        step(batch)
+    return counter.get_total_flops() / 1e9
+
+
+def conv_peak(device: torch.device, size: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Throughput of one large 64 -> 64 3x3 convolution forward on 1x64xSxS: this machine's practical peak."""
+    x = torch.randn(1, 64, size, size, device=device)
+    w = torch.randn(64, 64, 3, 3, device=device)
+    with FlopCounterMode(display=False) as counter:
+        F.conv2d(x, w, padding=1)
+    gflop = counter.get_total_flops() / 1e9
+    seconds = []
+    with torch.no_grad():
+        F.conv2d(x, w, padding=1)
+        for _ in range(repeats):
+            _sync(device)
+            tick = time.perf_counter()
+            F.conv2d(x, w, padding=1)
+            _sync(device)
+            seconds.append(time.perf_counter() - tick)
+    best, median = min(seconds), statistics.median(seconds)
+    return {"gflop": gflop, "gflops_median": gflop / median, "gflops_best": gflop / best}
+
+
+def _child_peak_rss(
+    cfg_dict: dict, kind: str, iters: int, threads: int, queue: multiprocessing.Queue
+) -> None:
+    torch.set_num_threads(threads)
+    cfg = Config.from_dict(cfg_dict)
+    device = torch.device("cpu")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step = make_step(cfg, kind, device)
+    for batch in random_batches(cfg, iters, device):
+        step(batch)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((before, after))
+
+
+def peak_memory_mb(cfg: Config, kind: str, device: torch.device, iters: int = 2) -> dict[str, float]:
+    """Peak memory of training with one step kind, measured apart so the two kinds do not share a peak.
+
+    CPU: a fresh spawned process runs ``iters`` steps; its peak resident set (``ru_maxrss``) is reported,
+    with the peak before the model existed (interpreter + torch) alongside. CUDA: max memory allocated.
+    """
+    if device.type == "cuda":
+        step = make_step(cfg, kind, device)
+        batches = random_batches(cfg, iters, device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for batch in batches:
+            step(batch)
+        return {"peak_mb": torch.cuda.max_memory_allocated(device) / 2**20, "base_mb": 0.0}
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(
+        target=_child_peak_rss, args=(cfg.to_dict(), kind, iters, torch.get_num_threads(), queue)
+    )
+    proc.start()
+    before, after = queue.get()
+    proc.join()
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return {"peak_mb": after * scale, "base_mb": before * scale}
+
+
+def summarise(seconds: list[float]) -> dict[str, float]:
+    q1, median, q3 = statistics.quantiles(seconds, n=4) if len(seconds) > 1 else (seconds[0],) * 3
+    return {
+        "median_ms": median * 1e3,
+        "q1_ms": q1 * 1e3,
+        "q3_ms": q3 * 1e3,
+        "min_ms": min(seconds) * 1e3,
+        "max_ms": max(seconds) * 1e3,
+        "n": len(seconds),
+    }
+
+
+def run_bench(
+    preset: str = "cpu",
+    size: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    iters: int = 20,
+    warmup: int = 3,
+    memory: bool = True,
+) -> dict[str, Any]:
+    """Time plain vs fast interleaved and return everything ``harness bench`` prints (JSON-ready)."""
+    cfg = bench_config(preset, size, overrides)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = pick_device(cfg.train.device)
+    peak = conv_peak(device)
+    steps = {kind: make_step(cfg, kind, device) for kind in STEP_KINDS}
+    fast = steps["fast"]
+    assert isinstance(fast, FastStep)
+    compile_seconds = None
+    batches = random_batches(cfg, 4, device)
+    if fast.compile and fast.is_fast:
+        fast(batches[0])  # compiles; reported apart, not timed
+        compile_seconds = fast.compile_seconds
+    times = time_interleaved(steps, batches, iters, warmup, device)
+    n_images = 2 * cfg.train.batch_size  # one image per domain per sample
+    result: dict[str, Any] = {
+        "preset": preset,
+        "overrides": {k: str(v) for k, v in (overrides or {}).items()},
+        "crop_size": cfg.data.crop_size,
+        "batch_size": cfg.train.batch_size,
+        "n_blocks": cfg.model.n_blocks,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "inputs": "random tensors of the crop size (same for both steps)",
+        "iters": iters,
+        "warmup": warmup,
+        "fast_path": fast.is_fast,
+        "fallback": fast.fallback,
+        "compile_seconds": compile_seconds,
+        "conv_peak": peak,
+        "steps": {},
+    }
+    for kind in STEP_KINDS:
+        s = summarise(times[kind])
+        gflop = step_gflop(cfg, kind, device)
+        sec = s["median_ms"] / 1e3
+        s.update(
+            {
+                "it_per_s": 1 / sec,
+                "images_per_s": n_images / sec,
+                "gflop_per_iter": gflop,
+                "gflops": gflop / sec,
+                "share_of_peak": gflop / sec / peak["gflops_median"],
+            }
+        )
+        if memory:
+            s.update(peak_memory_mb(cfg, kind, device))
+        result["steps"][kind] = s
+    result["speedup"] = result["steps"]["plain"]["median_ms"] / result["steps"]["fast"]["median_ms"]
+    return result
+
+
+# --- overhead of everything that is not the train step -----------------------------------------------------
+CallbacksFactory = Callable[[Config, Path], Callbacks]
+
+
+def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: Path | None = None) -> dict:
+    """Train ``cfg`` for real with the given callbacks; report the share of wall time outside the train step.
+
+    ``callbacks_factory(cfg, run_dir)`` builds the run's callbacks (the engine's, or ``store_callbacks``).
+    Wall time counts from the loop's start (model built) to its end, including the final evaluation.
+    """
+    from cyclegan.train import train
+
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        folder = Path(run_dir) if run_dir else Path(tmp) / "run"
+        folder.mkdir(parents=True, exist_ok=True)
+        tick = time.perf_counter()
+        callbacks = callbacks_factory(cfg, folder)
+        try:
+            _, progress = train(cfg, folder, callbacks, resume=False)
+        finally:
+            close = getattr(callbacks, "close", None)
+            if close is not None:
+                close()
+        total = time.perf_counter() - tick
+    outside = progress.wall_seconds - progress.train_seconds
+    return {
+        "callbacks": getattr(callbacks_factory, "__qualname__", str(callbacks_factory)),
+        "iterations": progress.iteration,
+        "wall_seconds": progress.wall_seconds,
+        "train_seconds": progress.train_seconds,
+        "overhead_seconds": outside,
+        "overhead_share": outside / progress.wall_seconds,
+        "outside_loop_seconds": total - progress.wall_seconds,  # data set, model, W&B finish: once per run
+        "log_every": cfg.train.log_every,
+        "eval_every": cfg.train.eval_every,
+        "checkpoint_every": cfg.train.checkpoint_every,
+        "num_workers": cfg.data.num_workers,
+    }
+
+
+class StoreCallbacks(Callbacks):
+    """Stand-in for the engine's run callbacks, doing the same kinds of work per docs/RUNSTORE.md.
+
+    Losses go to ``metrics.jsonl`` (one flushed line each ``log_every``) and to an offline W&B run; each
+    evaluation runs the ``Evaluator`` (built at start, as a run would), appends an eval record, writes a
+    sample grid and rewrites ``summary.json`` atomically. Used by ``measure_overhead`` until the engine lands.
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path, wandb_mode: str = "offline") -> None:
+        self.cfg, self.run_dir, self.wandb_mode = cfg, run_dir, wandb_mode
+        self.metrics = (run_dir / "metrics.jsonl").open("a")
+        self.evaluator: Any = None
+        self.wandb: Any = None
+        self.last_metrics: dict = {}
+
+    def on_start(self, model: CycleGAN, progress) -> None:
+        import wandb
+
+        from cyclegan.metrics import Evaluator
+
+        self.evaluator = Evaluator(self.cfg, model.device)
+        self.wandb = wandb.init(
+            project="cyclegan-bench", dir=str(self.run_dir), mode=self.wandb_mode, config=self.cfg.to_dict()
+        )
+
+    def _write(self, record: dict) -> None:
+        import json
+
+        self.metrics.write(json.dumps(record) + "\n")
+        self.metrics.flush()
+
+    def on_log(self, progress, losses: dict[str, float]) -> None:
+        record = {"kind": "loss", "iteration": progress.iteration, "epoch": progress.epoch, **losses}
+        self._write(record | {"time": progress.wall_seconds})
+        self.wandb.log(losses, step=progress.iteration)
+
+    def on_eval(self, model: CycleGAN, progress) -> None:
+        from torchvision.utils import save_image
+
+        from cyclegan.atomic import atomic_write, atomic_write_json
+
+        values = self.evaluator(model)
+        self._write({"kind": "eval", "iteration": progress.iteration, **values})
+        self.wandb.log({k: v for k, v in values.items() if v is not None}, step=progress.iteration)
+        k = self.cfg.eval.n_samples
+        if k:
+            A, B = self.evaluator.test_A[:k], self.evaluator.test_B[:k]
+            grid = torch.cat([A, model.translate(A, "AtoB").cpu(), B, model.translate(B, "BtoA").cpu()])
+            path = self.run_dir / "samples" / f"{progress.iteration:07d}.png"
+            atomic_write(path, lambda f: save_image(grid * 0.5 + 0.5, f, nrow=k, format="png"))
+        atomic_write_json(
+            self.run_dir / "summary.json",
+            {
+                "status": "running",
+                "iteration": progress.iteration,
+                "total": progress.total,
+                "metrics": values,
+            },
+        )
+
+    def close(self) -> None:
+        self.metrics.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def store_callbacks(cfg: Config, run_dir: Path) -> StoreCallbacks:
+    return StoreCallbacks(cfg, run_dir)
+
+
+def callbacks_factory() -> CallbacksFactory:
+    """The engine's run callbacks when the engine provides them, else ``store_callbacks``."""
+    return store_callbacks

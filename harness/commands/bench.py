@@ -1,0 +1,127 @@
+"""``harness bench``: how fast is one training iteration, plain vs fast step, and what costs the rest."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from harness.cli import app
+from harness.errors import UserError
+from harness.options import PresetOpt, SetOpt, overrides_from
+
+
+@app.command()
+def bench(
+    preset: PresetOpt = "cpu",
+    size: Annotated[
+        int | None, typer.Option(help="Crop (and load) size in px; default: the preset's.")
+    ] = None,
+    iters: Annotated[int, typer.Option(help="Timed iterations per step kind.")] = 20,
+    warmup: Annotated[int, typer.Option(help="Untimed iterations per step kind first.")] = 3,
+    set_: SetOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    memory: Annotated[
+        bool, typer.Option(help="Measure peak memory per step kind (a child process each).")
+    ] = True,
+    overhead: Annotated[
+        bool,
+        typer.Option(
+            "--overhead",
+            help="Instead of timing steps, train for real with run callbacks (tracking, W&B, eval, "
+            "checkpoints, data) and report the share of wall time outside the train step.",
+        ),
+    ] = False,
+    overhead_iters: Annotated[
+        int, typer.Option(help="Iterations of the --overhead run (default: two eval/checkpoint intervals).")
+    ] = 1000,
+) -> None:
+    """Time the plain (reference-order) and fast train steps interleaved in one process; print the speed-up.
+
+    Inputs are random tensors of the crop size (the cost does not depend on pixel values); both steps start
+    from identical fresh models. Use --set model.n_blocks=6 for the paper's 128 px generator.
+    """
+    from harness import bench as B
+
+    for name, value, lo in (
+        ("--iters", iters, 1),
+        ("--warmup", warmup, 0),
+        ("--overhead-iters", overhead_iters, 1),
+    ):
+        if value < lo:
+            raise UserError(f"bad value {value} for {name}: expected an integer >= {lo}")
+    overrides = overrides_from(set_)
+    if overhead:
+        cfg = B.bench_config(preset, size, {**overrides, "train.max_iters": overhead_iters})
+        result = {"preset": preset, "overrides": overrides, **B.measure_overhead(cfg, B.callbacks_factory())}
+        typer.echo(json.dumps(result, indent=2) if json_ else _overhead_text(result))
+        return
+    result = B.run_bench(preset, size, overrides, iters=iters, warmup=warmup, memory=memory)
+    if json_:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        _print_table(result)
+
+
+def _overhead_text(r: dict[str, Any]) -> str:
+    return (
+        f"{r['iterations']} iterations ({r['callbacks']}): wall {r['wall_seconds']:.1f} s, train step "
+        f"{r['train_seconds']:.1f} s, outside the step {r['overhead_seconds']:.1f} s = "
+        f"{100 * r['overhead_share']:.1f} % of wall time (log every {r['log_every']}, eval every "
+        f"{r['eval_every']}, checkpoint every {r['checkpoint_every']}, {r['num_workers']} loader workers); "
+        f"once-per-run set-up/teardown outside the loop {r['outside_loop_seconds']:.1f} s"
+    )
+
+
+def _print_table(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    title = (
+        f"train step, preset {r['preset']} at {r['crop_size']} px, batch {r['batch_size']}, "
+        f"{r['n_blocks']} blocks, {r['device']} x{r['threads']} threads, "
+        f"{r['iters']} interleaved iterations after {r['warmup']} warm-up"
+    )
+    table = Table(title=title)
+    for col in (
+        "step",
+        "ms/it median",
+        "IQR",
+        "min-max",
+        "it/s",
+        "img/s",
+        "GFLOP/it",
+        "GFLOP/s",
+        "of peak",
+        "peak MB",
+    ):
+        table.add_column(col, justify="right" if col != "step" else "left")
+    for kind, s in r["steps"].items():
+        mem = f"{s['peak_mb']:.0f}" if "peak_mb" in s else "-"
+        table.add_row(
+            kind,
+            f"{s['median_ms']:.1f}",
+            f"{s['q1_ms']:.1f}-{s['q3_ms']:.1f}",
+            f"{s['min_ms']:.1f}-{s['max_ms']:.1f}",
+            f"{s['it_per_s']:.2f}",
+            f"{s['images_per_s']:.2f}",
+            f"{s['gflop_per_iter']:.2f}",
+            f"{s['gflops']:.1f}",
+            f"{100 * s['share_of_peak']:.0f} %",
+            mem,
+        )
+    console.print(table)
+    p = r["conv_peak"]
+    console.print(
+        f"machine peak (64->64 3x3 conv forward, 1x64x256x256, {p['gflop']:.2f} GFLOP): "
+        f"{p['gflops_median']:.0f} GFLOP/s median, {p['gflops_best']:.0f} best"
+    )
+    if not r["fast_path"]:
+        console.print(f"fast step fell back to the plain step: {r['fallback']}")
+    if r["compile_seconds"] is not None:
+        console.print(f"torch.compile time (first call, not timed above): {r['compile_seconds']:.1f} s")
+    console.print(
+        f"speed-up fast / plain (median): [bold]{r['speedup']:.2f}x[/bold]  (inputs: {r['inputs']})"
+    )
