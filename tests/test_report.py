@@ -89,6 +89,7 @@ def make_store(
                 SECONDARY: float(0.3 + rng.normal(0, 0.01)),
                 OTHER: float(0.1 + 0.01 * a_i + rng.normal(0, 0.005)),
                 "kid_AtoB": None,
+                "custom_score": float(rng.normal(1.0, 0.1)),
             }
             wall = 100.0 + 10 * a_i + seed
             _json(
@@ -272,6 +273,44 @@ def test_headline_and_comparison_numbers_match_scipy(built) -> None:
     assert f"{np.mean(x) - np.mean(y):.4g}".lstrip("-") in md
     assert f"{stats.ttest_ind(x, y, equal_var=False).pvalue:.4g}" in md
     assert f"{stats.trim_mean(y, 0.25):.4g}" in md
+
+
+def test_comparisons_equal_an_independent_computation(built) -> None:
+    """Read summary.json files directly, recompute with scipy and statsmodels, compare to comparisons.csv."""
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    store, out = built
+    values: dict[tuple[str, str], list[float]] = {}
+    for run_json in sorted((store / "ablate-pool").glob("*/run.json")):
+        info = json.loads(run_json.read_text())
+        if info["status"] != "done":
+            continue
+        summary = json.loads((run_json.parent / "summary.json").read_text())
+        for metric, v in summary["metrics"].items():
+            if v is not None:
+                values.setdefault((info["arm"], metric), []).append(v)
+    got = pd.read_csv(out / "comparisons.csv")
+    assert len(got) == 2 * 4  # 2 arms x 4 metrics with values (kid_AtoB is always None)
+    ref_p = []
+    for _, row in got.iterrows():
+        x = np.array(values[(row["arm"], row["metric"])])  # folders sort by seed: the report's order
+        y = np.array(values[("pool50", row["metric"])])
+        ref_p.append(stats.ttest_ind(x, y, equal_var=False).pvalue)
+        assert row["p_welch"] == pytest.approx(ref_p[-1], rel=0, abs=1e-12)
+        assert row["p_mwu"] == pytest.approx(stats.mannwhitneyu(x, y).pvalue, rel=0, abs=1e-12)
+        assert row["diff"] == pytest.approx(x.mean() - y.mean(), rel=0, abs=1e-12)
+        ci = stats.bootstrap(
+            (x, y),
+            lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis),
+            n_resamples=10_000,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        ).confidence_interval
+        assert row["ci_low"] == pytest.approx(ci.low, rel=0, abs=1e-12)
+        assert row["ci_high"] == pytest.approx(ci.high, rel=0, abs=1e-12)
+    holm = multipletests(ref_p, method="holm")[1]
+    np.testing.assert_allclose(got["p_welch_holm"], holm, rtol=0, atol=1e-12)
 
 
 def test_html_is_self_contained(built) -> None:

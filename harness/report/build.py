@@ -16,6 +16,7 @@ import pandas as pd
 from cyclegan.atomic import atomic_write_json, atomic_write_text
 from harness.report import plots, stats
 from harness.report.analyse import Analysis, analyse, arm_cis
+from harness.report.directions import definition
 from harness.report.index import write_index
 from harness.report.load import RUN_COLUMNS, Store, load_store
 from harness.report.render import (
@@ -182,9 +183,12 @@ def _comparison(store: Store, an: Analysis) -> Section:
         if an.min_effect is not None
         else "the observed difference"
     )
+    metrics = KeyValues([(m, f"{DIRECTION_WORDS[an.directions[m]]}; {definition(m)}") for m in an.metrics])
     return Section(
         "Comparison with the control",
         [
+            Text("Metrics (final evaluation of each done run):"),
+            metrics,
             Table(view),
             Text(
                 f"Difference = mean(arm) - mean(control); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
@@ -362,7 +366,8 @@ def build_report(
     n_resamples: int = stats.N_RESAMPLES,
     seed: int = 0,
 ) -> Path:
-    """Write ``out_root/<experiment>/`` (report.md, report.html, runs.csv, report.json, figures); return it.
+    """Write ``out_root/<experiment>/`` and return it: report.md, report.html, runs.csv, comparisons.csv
+    (every arm-vs-control statistic at full precision), report.json (for the index) and the figures.
 
     ``min_effect``: the difference of interest for the primary metric's seeds-needed estimate (default: the
     observed difference). Also rebuilds ``out_root/index.md``.
@@ -389,6 +394,7 @@ def build_report(
     atomic_write_text(out / "report.md", to_markdown(title, sections, out))
     atomic_write_text(out / "report.html", to_html(title, sections))
     atomic_write_text(out / "runs.csv", _runs_csv(st))
+    atomic_write_text(out / "comparisons.csv", an.comparisons.drop(columns=["sentence"]).to_csv(index=False))
     atomic_write_json(
         out / "report.json",
         {

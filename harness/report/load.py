@@ -203,6 +203,8 @@ def _run_row(folder: Path, name: str, arm: Any, seed: Any, planned: bool, notes:
         collapsed=health.get("collapsed"),
     )
     row["_metrics"] = summary.get("metrics") or {}
+    if row["status"] == "done" and not any(_number(v) == _number(v) for v in row["_metrics"].values()):
+        notes.append(f"{folder}: status done but summary.json holds no metric values")
     return row
 
 
