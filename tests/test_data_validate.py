@@ -16,6 +16,7 @@ from PIL import Image
 from cyclegan.config import resolve
 from cyclegan.data.sources import DataError, resolve_domains
 from cyclegan.data.validate import check_data, scan
+from harness.cli import main
 
 HARNESS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "harness"
 
@@ -118,16 +119,49 @@ def test_each_problem_raises_one_line(case: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_problem_exits_2_through_the_cli(case: str, tmp_path: Path) -> None:
+def test_each_problem_exits_2_through_main(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The console entry point in this process: same code path as the installed script, without paying the
+    CLI's import time seven times (the subprocess test below covers the script itself)."""
     breaker, message = CASES[case]
     root = breaker(make_folder_dataset(tmp_path / "ds", n=3))
-    before = sorted(p for p in tmp_path.rglob("*"))
-    done = cli_check(root)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
-    assert sorted(p for p in tmp_path.rglob("*")) == before  # a check writes nothing
+    before = sorted(tmp_path.rglob("*"))
+    monkeypatch.setattr("sys.argv", ["harness", "data", "check", str(root), "--crop-size", "16"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert sorted(tmp_path.rglob("*")) == before  # a check writes nothing
+
+
+def test_problems_exit_2_through_the_installed_script(tmp_path: Path) -> None:
+    """Two problem classes through .venv/bin/harness, side by side: exit 2, one stderr line, no traceback."""
+    cases = ("missing folder", "truncated")
+    roots = {
+        case: CASES[case][0](make_folder_dataset(tmp_path / case.replace(" ", "_"), n=3)) for case in cases
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    running = {
+        case: subprocess.Popen(
+            [str(HARNESS), "data", "check", str(root), "--crop-size", "16"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for case, root in roots.items()
+    }
+    for case, proc in running.items():
+        _, stderr = proc.communicate(timeout=180)
+        lines = stderr.strip().splitlines()
+        assert proc.returncode == 2, (case, stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and CASES[case][1] in lines[0], (
+            case,
+            stderr,
+        )
+        assert "Traceback" not in stderr
 
 
 def test_several_problem_classes_share_one_line(tmp_path: Path) -> None:
@@ -227,3 +261,15 @@ def test_cli_check_counts_a_mixed_folder(tmp_path: Path) -> None:
     assert rows["testA"][:4] == ["5", "5", "5", "0"] and rows["testA"][5] == "20x20"
     assert "2 truncated file(s)" in done.stderr and "1 unreadable file(s)" in done.stderr
     assert cli_check(make_folder_dataset(tmp_path / "good", n=2)).returncode == 0
+
+
+def test_official_name_means_the_downloaded_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="'facades' is not downloaded .*harness data download facades"):
+        check_data(data_cfg(Path("facades")))
+    with pytest.raises(DataError, match="cityscapes cannot be redistributed"):
+        check_data(data_cfg(Path("cityscapes")))
+    make_folder_dataset(tmp_path / "home" / "facades", n=2)
+    report = check_data(data_cfg(Path("facades")))
+    assert report.root == tmp_path / "home" / "facades" and len(report.kept("trainA")) == 2

@@ -1,4 +1,12 @@
-"""The reference's preprocessing, with every random choice passed in so a seed fixes it."""
+"""The reference's preprocessing, with every random choice passed in so a seed fixes it.
+
+Modes as in the reference (base_dataset.get_transform): ``resize_and_crop`` resizes to load_size x load_size
+(bicubic) then crops; ``crop`` crops the raw image; ``scale_width`` sets the width to load_size keeping the
+aspect ratio (height at least crop_size); ``scale_width_and_crop`` also crops; ``none`` only rounds both sides
+to a multiple of 4. Then an optional horizontal flip and scaling to [-1, 1]. Without a generator (test time)
+the crop is centred and nothing is flipped, where the reference would still crop at random. An image smaller
+than the crop comes out padded with black; ``cyclegan.data.validate`` reports such images before a run.
+"""
 
 from __future__ import annotations
 
