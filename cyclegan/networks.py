@@ -206,3 +206,15 @@ def receptive_field(cfg: ModelConfig) -> int:
     if cfg.netD == "scalar":
         rf -= 3 * jump  # no final 4x4 conv: global pooling covers the image instead
     return rf
+
+
+def drop_stale_norm_stats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop running statistics of norm layers that have no affine weight: InstanceNorm buffers that
+    PyTorch < 0.4 saved and current InstanceNorm lacks (the reference drops them when loading as well)."""
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+
+    def stale(key: str) -> bool:
+        module, _, leaf = key.rpartition(".")
+        return leaf in stats and f"{module}.weight" not in state
+
+    return {k: v for k, v in state.items() if not stale(k)}

@@ -12,7 +12,7 @@ from cyclegan import checkpoint
 from cyclegan.config import Config
 from cyclegan.data.images import load_rgb
 from cyclegan.data.transforms import preprocess
-from cyclegan.networks import ResnetGenerator
+from cyclegan.networks import ResnetGenerator, drop_stale_norm_stats
 
 GENERATOR_OF = {"AtoB": "G_A", "BtoA": "G_B"}
 
@@ -21,7 +21,7 @@ def _infer_generator_shape(state: dict[str, torch.Tensor], cfg: Config) -> Confi
     """Read ngf, block count and norm off a reference state dict so it loads without flags."""
     ngf = state["model.1.weight"].shape[0]
     n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
-    norm = "batch" if any(k.endswith("running_mean") for k in state) else "instance"
+    norm = "batch" if "model.2.weight" in state else "instance"  # only batch norm has affine weights
     return dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, ngf=ngf, n_blocks=n_blocks, norm=norm)
     )
@@ -36,8 +36,8 @@ def load_generator(path: str | Path, direction: str, cfg: Config) -> tuple[Resne
         cfg = Config.from_dict(state["config"])
         weights = state["model"][GENERATOR_OF[direction]]
     elif "model.1.weight" in state:  # a reference generator (one direction only)
-        cfg = _infer_generator_shape(state, cfg)
-        weights = state
+        weights = drop_stale_norm_stats(state)
+        cfg = _infer_generator_shape(weights, cfg)
     else:
         raise checkpoint.CheckpointError(f"{path} is neither a harness checkpoint nor a generator state dict")
     G = ResnetGenerator(cfg.model.ngf, cfg.model.n_blocks, cfg.model.norm, cfg.model.dropout)

@@ -77,3 +77,18 @@ def test_translate_with_bare_reference_generator(tmp_path: Path) -> None:
         expected = ((G.eval()(x[None])[0] * 0.5 + 0.5).clamp(0, 1) * 255).permute(1, 2, 0).numpy()
     assert produced.shape == (32, 32, 3)
     assert np.abs(produced - expected).max() <= 1.0  # PNG rounding only
+
+
+def test_old_instance_norm_buffers_are_dropped(tmp_path: Path) -> None:
+    """Pretrained generators saved by PyTorch < 0.4 carry InstanceNorm running stats; they still load."""
+    from cyclegan.config import resolve
+    from cyclegan.translate import load_generator
+
+    G = ResnetGenerator(8, 2)
+    state = G.state_dict()
+    state["model.2.running_mean"] = torch.zeros(8)
+    state["model.2.running_var"] = torch.ones(8)
+    torch.save(state, tmp_path / "old.pth")
+    loaded, cfg = load_generator(tmp_path / "old.pth", "AtoB", resolve("paper"))
+    assert cfg.model.norm == "instance" and cfg.model.n_blocks == 2 and cfg.model.ngf == 8
+    assert torch.equal(loaded.model[1].weight, G.model[1].weight)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from cyclegan.atomic import atomic_write
 from cyclegan.data.catalogue import DATASETS, MODELS, NOT_REDISTRIBUTABLE, dataset_url, model_url
 from cyclegan.data.sources import DataError, data_home
+from cyclegan.networks import drop_stale_norm_stats
 
 if TYPE_CHECKING:
     import torch
@@ -192,17 +193,6 @@ def download_dataset(
     return Fetched(target, url, downloaded=True, bytes_fetched=received)
 
 
-def _stale_norm_stats(state: dict[str, torch.Tensor]) -> list[str]:
-    """Running statistics of norm layers without affine weights: InstanceNorm buffers that PyTorch < 0.4
-    saved and that current InstanceNorm does not have (the reference drops them when loading too)."""
-    stats = ("running_mean", "running_var", "num_batches_tracked")
-    return [
-        key
-        for key in state
-        if key.rsplit(".", 1)[-1] in stats and f"{key.rsplit('.', 1)[0]}.weight" not in state
-    ]
-
-
 def verify_generator(path: Path, url: str) -> dict[str, torch.Tensor]:
     """The state dict in ``path`` if it loads safely and looks like a reference ResNet generator."""
     import torch
@@ -236,8 +226,7 @@ def download_model(
     raw = root / f"{name}.download"
     received = fetch(url, raw, show_progress)
     state = verify_generator(raw, url)
-    for key in _stale_norm_stats(state):
-        del state[key]
+    state = drop_stale_norm_stats(state)
     atomic_write(target, lambda f: torch.save(state, f))
     raw.unlink()
     return Fetched(target, url, downloaded=True, bytes_fetched=received)
