@@ -2,16 +2,18 @@
 
 What changes and why it keeps the maths (fp32; agreement with ``CycleGAN.train_step`` is tested to 1e-5):
 
-- Generator calls are batched where the dependency order allows: ``G_A(cat(real_A, real_B))`` gives fake_B and
-  idt_A, ``G_B(cat(real_B, real_A))`` gives fake_A and idt_B; rec_A = G_B(fake_B) and rec_B = G_A(fake_A)
-  must wait for the fakes. Six generator calls become four (with identity); instance norm and no norm act per
-  sample, so each sample's output is the one it would get alone.
+- Generator calls are batched where the dependency order allows: after fake_B = G_A(real_A), one call
+  ``G_B(cat(fake_B, real_B, real_A))`` gives rec_A, fake_A and idt_B, and one call
+  ``G_A(cat(fake_A, real_B))`` gives rec_B and idt_A. Six generator calls become three (four become three
+  without identity); instance norm and no norm act per sample, so each sample's output is the one it would
+  get alone.
 - Each discriminator judges ``cat(real, pooled fake)`` in one call during its update; the output is split and
   each half gets its own loss mean, exactly as the reference's two separate calls. D_A and D_B losses share
   one backward (their parameters are disjoint, so the gradients are the same as two backwards).
 - The pools are queried in the reference's order (pool_B, then pool_A) with their own generators.
-- Adam runs multi-tensor (``foreach``); gradients are reset to None; the discriminators' ``requires_grad``
-  toggles walk a cached parameter list.
+- Adam runs fused (one kernel per tensor for the whole update: 2.3x faster than foreach on this CPU,
+  and within 1e-5 of the for-loop Adam); gradients are reset to None; the discriminators'
+  ``requires_grad`` toggles walk a cached parameter list.
 
 Batch norm (batch statistics change with the batch) and dropout (batching changes the global RNG draws) fall
 back to the plain step, so the fast step never changes what is computed.
@@ -74,7 +76,7 @@ class FastStep:
             return  # the plain step, untouched
         for opt in (model.opt_G, model.opt_D):
             for group in opt.param_groups:
-                group["foreach"] = True
+                group["foreach"], group["fused"] = False, True
         if self.channels_last:
             for net in (model.G_A, model.G_B, model.D_A, model.D_B):
                 net.to(memory_format=torch.channels_last)
@@ -125,19 +127,20 @@ class FastStep:
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
         m, L = self.model, self.model.cfg.loss
         n = real_A.shape[0]
+        identity = L.lambda_identity > 0
         with self._autocast():
-            if L.lambda_identity > 0:
-                fake_B, idt_A = m.G_A(torch.cat((real_A, real_B))).split(n)
-                fake_A, idt_B = m.G_B(torch.cat((real_B, real_A))).split(n)
-            else:
-                fake_B, fake_A = m.G_A(real_A), m.G_B(real_B)
-            rec_A = m.G_B(fake_B)
-            rec_B = m.G_A(fake_A)
+            # G_B's three inputs are ready once fake_B is: rec_A = G_B(fake_B), fake_A = G_B(real_B) and
+            # idt_B = G_B(real_A); then G_A's two: rec_B = G_A(fake_A) and idt_A = G_A(real_B).
+            fake_B = m.G_A(real_A)
+            rec_A, fake_A, *idt_B = m.G_B(
+                torch.cat((fake_B, real_B, real_A) if identity else (fake_B, real_B))
+            ).split(n)
+            rec_B, *idt_A = m.G_A(torch.cat((fake_A, real_B)) if identity else fake_A).split(n)
             G_A_loss = m.gan_loss(m.D_A(fake_B), True, for_discriminator=False)
             G_B_loss = m.gan_loss(m.D_B(fake_A), True, for_discriminator=False)
-        if L.lambda_identity > 0:
-            idt_A_loss = F.l1_loss(idt_A, real_B) * L.lambda_B * L.lambda_identity
-            idt_B_loss = F.l1_loss(idt_B, real_A) * L.lambda_A * L.lambda_identity
+        if identity:
+            idt_A_loss = F.l1_loss(idt_A[0], real_B) * L.lambda_B * L.lambda_identity
+            idt_B_loss = F.l1_loss(idt_B[0], real_A) * L.lambda_A * L.lambda_identity
         else:
             idt_A_loss = idt_B_loss = torch.zeros((), device=real_A.device)
         cycle_A_loss = F.l1_loss(rec_A, real_A) * L.lambda_A

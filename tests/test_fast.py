@@ -137,10 +137,10 @@ def test_train_loop_uses_the_fast_step_by_default() -> None:
     assert make_step(plain) == plain.train_step
 
 
-def test_fast_step_turns_adam_multi_tensor_and_keeps_grad_flags() -> None:
+def test_fast_step_fuses_adam_and_keeps_grad_flags() -> None:
     model = CycleGAN(resolve("smoke"))
     step = FastStep(model)
-    assert all(g["foreach"] for opt in (model.opt_G, model.opt_D) for g in opt.param_groups)
+    assert all(g["fused"] for opt in (model.opt_G, model.opt_D) for g in opt.param_groups)
     batch = {k: torch.rand(1, 3, 16, 16) * 2 - 1 for k in ("A", "B")}
     losses = step(batch)
     assert all(not v.requires_grad for v in losses.values())
