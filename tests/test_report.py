@@ -46,16 +46,16 @@ def _config(arm: str, seed: int) -> dict:
     return resolve("smoke", {"train.pool_size": 50, **ARMS[arm], "train.seed": seed}).to_dict()
 
 
-def _grid(path: Path, seed: int, shade: int) -> None:
-    """A 2-direction x (input | output | ground truth) grid of 16 px tiles, like the engine's sample grid."""
-    rng = np.random.default_rng(seed)
-    tile = 16
-    img = np.zeros((2 * 2 * tile, 3 * tile, 3), dtype=np.uint8)
-    img[:, :tile] = rng.integers(0, 255, (4 * tile, tile, 3))  # inputs: the same for every arm
-    img[:, tile : 2 * tile] = shade
-    img[:, 2 * tile :] = 255 - shade
+def _grid(path: Path, shade: int) -> None:
+    """Like Evaluator.sample_grid: rows input A, G_A(A), true B, input B, G_B(B), true A; 2 images, 16 px."""
+    import torch
+    from torchvision.utils import make_grid, save_image
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)  # same for every arm
+    out = torch.full((2, 3, 16, 16), shade / 255)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path)
+    save_image(make_grid(torch.cat([a, out, b, b, 1 - out, a]), nrow=2, padding=1, pad_value=1.0), path)
 
 
 def make_store(
@@ -148,8 +148,8 @@ def make_store(
                 if failed:
                     f.write('{"kind": "loss", "iterat')  # half-written line of a crash
             if not failed:
-                _grid(rdir / "samples" / "0000250.png", 0, 10)
-                _grid(rdir / "samples" / "0000500.png", 0, 60 + 80 * a_i)
+                _grid(rdir / "samples" / "0000250.png", 10)
+                _grid(rdir / "samples" / "0000500.png", 60 + 80 * a_i)
             _json(
                 rdir / "summary.json",
                 {
@@ -229,6 +229,10 @@ def test_report_files_and_verdicts(built) -> None:
     # every figure is linked relatively and exists
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert sorted(links) == ["eval_curves.png", "loss_curves.png", "primary_strip.png", "samples.png"]
+    with Image.open(
+        out / "samples.png"
+    ) as im:  # input, 3 arms' outputs, truth; both directions; 18 px rows x8
+        assert im.height == 2 * (1 + 3 + 1) * 18 * 8
     index = (out.parent / "index.md").read_text()
     assert "[ablate-pool](ablate-pool/report.md)" in index and "Does the image pool matter?" in index
     assert "pool0 is worse" in index
@@ -400,6 +404,46 @@ def test_partial_store_without_any_done_run(tmp_path) -> None:
     assert info["runs"] == {"planned": 15, "done": 0, "failed": 0, "missing": 15}
     assert "not enough finished runs" in info["verdicts"][0]
     assert "No run has written samples yet." in (out / "report.md").read_text()
+
+
+def test_sample_grid_falls_back_to_stacking_when_inputs_differ(tmp_path) -> None:
+    from harness.report.build import SYNTH_ROWS
+    from harness.report.plots import sample_grid
+
+    _grid(tmp_path / "a.png", 10)
+    _grid(tmp_path / "b.png", 200)
+    rows = [("a", tmp_path / "a.png"), ("b", tmp_path / "b.png")]
+    with Image.open(sample_grid(rows, tmp_path / "aligned.png", SYNTH_ROWS)) as im:
+        assert im.height == (2 + 2 * 2 + 2) * 18 * 8  # shared rows once, output rows per arm
+    with Image.open(tmp_path / "b.png") as im:
+        arr = np.asarray(im).copy()
+    arr[5, 5] = 0  # b's input differs: the rows cannot be shared
+    Image.fromarray(arr).save(tmp_path / "b.png")
+    with Image.open(sample_grid(rows, tmp_path / "stacked.png", SYNTH_ROWS)) as im:
+        assert im.height == 2 * (20 + 103 * 8)  # each grid whole (6 x 17 + 1 px) under a 20 px header
+
+
+def test_running_and_unreadable_runs_are_listed_with_reasons(tmp_path) -> None:
+    store = make_store(tmp_path / "runs")
+    running = store / "ablate-pool" / "idt0-s3-000000000002"
+    (running / "summary.json").unlink()
+    info = json.loads((running / "run.json").read_text())
+    (running / "run.json").write_text(json.dumps({**info, "status": "running", "ended": None}))
+    broken = store / "ablate-pool" / "idt0-s2-000000000002"
+    (broken / "summary.json").unlink()
+    (broken / "run.json").write_text('{"status": "do')
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    df = pd.read_csv(out / "runs.csv").set_index("run")
+    assert df.loc["idt0-s3-000000000002", "status"] == "running"
+    assert df.loc["idt0-s2-000000000002", "status"] == "unreadable"
+    assert "run.json unreadable" in df.loc["idt0-s2-000000000002", "error"]
+    page = (out / "report.html").read_text()
+    missing_sec = page.split("<h2>Missing or unfinished runs</h2>")[1].split("</section>")[0]
+    assert "<td>running</td>" in missing_sec and "<td>unreadable</td>" in missing_sec
+    assert (
+        "no detectable difference with 2 vs 5 seeds"
+        in json.loads((out / "report.json").read_text())["verdicts"][1]
+    )
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")

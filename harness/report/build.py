@@ -33,6 +33,9 @@ from harness.report.render import (
 )
 
 FIGURES = ("primary_strip.png", "loss_curves.png", "eval_curves.png", "samples.png")
+# the rows of cyclegan.metrics.Evaluator.sample_grid (true targets only exist on the synthetic benchmark)
+SYNTH_ROWS = ("input A", "G_A(A)", "true B", "input B", "G_B(B)", "true A")
+PLAIN_ROWS = ("input A", "G_A(A)", "input B", "G_B(B)")
 DIRECTION_WORDS = {
     "maximize": "higher is better",
     "minimize": "lower is better",
@@ -240,7 +243,7 @@ def _health(store: Store) -> Section:
 
 
 def _samples(store: Store, out: Path) -> Section:
-    rows = []
+    rows, picked = [], []
     for arm in store.arms:
         cands = store.runs[(store.runs["arm"] == arm) & store.runs["run"].isin(list(store.samples))]
         if cands.empty:
@@ -248,22 +251,21 @@ def _samples(store: Store, out: Path) -> Section:
         done = cands[cands["status"] == "done"]
         pick = (done if len(done) else cands).sort_values("seed").iloc[0]
         png = store.samples[pick["run"]]
-        rows.append(
-            (f"{arm}  (seed {pick['seed']}, {pick['status']}, iteration {png.stem.lstrip('0') or '0'})", png)
+        rows.append((arm, png))
+        picked.append(
+            f"{arm}: seed {pick['seed']} ({pick['status']}), iteration {png.stem.lstrip('0') or '0'}"
         )
-    grid = plots.sample_grid(rows, out / "samples.png")
+    synthetic = str(store.experiment.get("data", "")).startswith("synth:")
+    labels = SYNTH_ROWS if synthetic else PLAIN_ROWS
+    grid = plots.sample_grid(rows, out / "samples.png", labels)
     if not grid:
         return Section("Samples", [Text("No run has written samples yet.")])
-    return Section(
-        "Samples",
-        [
-            Figure(
-                grid,
-                "The same fixed test images for every arm, both directions, as each "
-                "run's latest samples/*.png lays them out (lowest done seed per arm).",
-            )
-        ],
+    caption = (
+        "The same fixed test images for every arm, both directions: each arm's output beside the inputs"
+        + (" and the true targets" if synthetic else "")
+        + " (latest samples/*.png of the lowest done seed per arm)."
     )
+    return Section("Samples", [Figure(grid, caption), Text("Runs shown: " + "; ".join(picked) + ".")])
 
 
 def _cost(store: Store) -> Section:
@@ -336,7 +338,7 @@ def _problems(store: Store) -> list[Section]:
                     "Planned runs with no folder (missing) or not done yet; "
                     "they are left out of the statistics."
                 ),
-                Table(missing[["run", "arm", "seed", "status"]]),
+                Table(missing[["run", "arm", "seed", "status", "error"]]),
             ]
             if len(missing)
             else [Text("No missing runs.")],

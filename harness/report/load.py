@@ -179,8 +179,11 @@ def _run_row(folder: Path, name: str, arm: Any, seed: Any, planned: bool, notes:
                 notes.append(f"{path}: unreadable ({exc})")
     row["arm"] = arm if arm is not None else info.get("arm")
     row["seed"] = seed if seed is not None else info.get("seed")
-    row["status"] = info.get("status") or summary.get("status") or ("unreadable" if problems else "pending")
-    row["error"] = info.get("error") or summary.get("error") or ("; ".join(problems) or None)
+    # as the engine decides (harness.engine.store.run_status): summary.json once the run ended, else run.json
+    ended = summary.get("status") in ("done", "failed", "pruned")
+    fallback = "unreadable" if problems else "pending"
+    row["status"] = summary["status"] if ended else (info.get("status") or fallback)
+    row["error"] = summary.get("error") or info.get("error") or ("; ".join(problems) or None)
     cost = summary.get("cost") or {}
     health = summary.get("health") or {}
     git = info.get("git") or {}

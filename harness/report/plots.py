@@ -139,37 +139,81 @@ def curves(
     return _save(fig, path)
 
 
-def sample_grid(
-    rows: Sequence[tuple[str, Path]], path: Path, min_width: int = 512, max_scale: int = 8
-) -> Path | None:
-    """Stack each arm's latest sample grid (same fixed test images) under a label strip, one arm per row.
-
-    Small grids (16-32 px crops) are enlarged by an integer factor, nearest-neighbour, so pixels stay sharp.
-    """
-    images = []
+def _open(rows: Sequence[tuple[str, Path]]) -> list[tuple[str, Image.Image]]:
+    out = []
     for label, png in rows:
         with Image.open(png) as im:
-            images.append((label, im.convert("RGB")))
-    if not images:
+            out.append((label, im.convert("RGB")))
+    return out
+
+
+def _split(im: Image.Image, n: int) -> list[Image.Image] | None:
+    """The n image rows of a torchvision make_grid (padding 1) with their padding lines; None if uneven."""
+    if n == 0 or (im.height - 1) % n:
         return None
-    width = max(im.width for _, im in images)
+    h = (im.height - 1) // n
+    return [im.crop((0, i * h, im.width, i * h + h + 1)) for i in range(n)]
+
+
+def _draw(
+    labelled: Sequence[tuple[str, Image.Image, bool]], path: Path, min_width: int, max_scale: int
+) -> Path:
+    """Rows of images with a label each (bold-ish header rows when the flag is set), enlarged, one PNG."""
+    width = max(im.width for _, im, _ in labelled)
     scale = min(max_scale, max(1, -(-min_width // width)))
-    font = ImageFont.load_default(size=16)
-    strip = 26
-    scaled = [
-        (label, im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST))
-        for label, im in images
-    ]
-    total_w = width * scale
-    total_h = sum(im.height + strip for _, im in scaled)
-    canvas = Image.new("RGB", (total_w, total_h), "white")
+    font = ImageFont.load_default(size=14)
+    margin = 10 + int(max((font.getlength(label) for label, _, header in labelled if not header), default=0))
+    heights = [20 if header else im.height * scale for _, im, header in labelled]
+    canvas = Image.new("RGB", (margin + width * scale, sum(heights)), "white")
     draw = ImageDraw.Draw(canvas)
     y = 0
-    for label, im in scaled:
-        draw.text((6, y + 4), label, fill="black", font=font)
-        canvas.paste(im, (0, y + strip))
-        y += strip + im.height
+    for (label, im, header), h in zip(labelled, heights, strict=True):
+        if header:
+            draw.text((4, y + 3), label, fill="black", font=font)
+        else:
+            canvas.paste(im.resize((im.width * scale, h), Image.Resampling.NEAREST), (margin, y))
+            draw.text((4, y + h // 2 - 8), label, fill="#222222", font=font)
+        y += h
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     atomic_write(path, lambda f: f.write(buf.getvalue()))
     return path
+
+
+def sample_grid(
+    rows: Sequence[tuple[str, Path]],
+    path: Path,
+    row_labels: Sequence[str] = (),
+    min_width: int = 512,
+    max_scale: int = 8,
+) -> Path | None:
+    """Each arm's output beside the same inputs (and true targets): one PNG from every arm's sample grid.
+
+    ``rows`` = (arm, latest samples/*.png) and ``row_labels`` name the grid's image rows (torchvision
+    make_grid, padding 1); rows named ``G_...`` are outputs. When every grid splits into those rows and the
+    other rows (inputs, targets) are pixel-identical across arms, the figure shows per direction: the input
+    row, one output row per arm, the target row. Otherwise each arm's grid is stacked whole under its name.
+    Small grids (16-32 px crops) are enlarged by an integer factor, nearest-neighbour, so pixels stay sharp.
+    """
+    images = _open(rows)
+    if not images:
+        return None
+    split = [_split(im, len(row_labels)) for _, im in images]
+    shared = [i for i, name in enumerate(row_labels) if not name.startswith("G_")]
+    aligned = all(s is not None for s in split) and all(
+        s[i].tobytes() == split[0][i].tobytes() and s[i].size == split[0][i].size
+        for s in split
+        for i in shared
+    )
+    if aligned:
+        labelled = []
+        for i, name in enumerate(row_labels):
+            if name.startswith("G_"):
+                labelled += [
+                    (f"{arm}: {name}", s[i], False) for (arm, _), s in zip(images, split, strict=True)
+                ]
+            else:
+                labelled.append((name, split[0][i], False))
+    else:
+        labelled = [x for arm, im in images for x in ((arm, im, True), ("", im, False))]
+    return _draw(labelled, path, min_width, max_scale)
