@@ -22,24 +22,24 @@ MAX_TRAIN = 2000  # training images per domain (enough for a two-class judge; bo
 
 
 class DomainClassifier(nn.Module):
-    """Four strided convs, global average pooling (the 128-d features), a linear two-way head."""
+    """Four strided convs, global average pooling (the 64-d features), a linear two-way head."""
 
     def __init__(self, res: int) -> None:
         super().__init__()
         self.res = res
         self.features = nn.Sequential(
-            nn.Conv2d(3, 32, 3, 1, 1),
+            nn.Conv2d(3, 16, 3, 1, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(16, 32, 4, 2, 1),
             nn.LeakyReLU(0.2),
             nn.Conv2d(32, 64, 4, 2, 1),
             nn.LeakyReLU(0.2),
-            nn.Conv2d(64, 128, 4, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(128, 128, 3, 1, 1),
+            nn.Conv2d(64, 64, 4, 2, 1),
             nn.LeakyReLU(0.2),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.head = nn.Linear(128, 2)
+        self.head = nn.Linear(64, 2)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] at any size -> the classifier's resolution."""
@@ -65,7 +65,7 @@ def resolution(crop_size: int) -> int:
 
 
 def train_classifier(
-    train_A: torch.Tensor, train_B: torch.Tensor, res: int, epochs: int = 10, seed: int = 0
+    train_A: torch.Tensor, train_B: torch.Tensor, res: int, epochs: int = 6, seed: int = 0
 ) -> DomainClassifier:
     """Adam, batch 64, random horizontal flips; seeded without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):

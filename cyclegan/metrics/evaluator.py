@@ -33,7 +33,7 @@ from cyclegan.metrics.kid import kid
 from cyclegan.metrics.registry import synth_task
 
 Value = float | None
-VERSION = 1  # bump when a metric's computation changes: cached reference points then recompute
+VERSION = 2  # bump when a metric's computation changes: cached reference points then recompute
 
 
 def load_images(paths: list[Path], cfg: DataConfig, size: int | None = None) -> torch.Tensor:
