@@ -1,0 +1,307 @@
+"""``harness run`` (an experiment end to end), ``harness worker`` (join one), ``harness list``, ``status``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli import app
+from harness.engine import runner
+from harness.engine import status as st
+from harness.engine.spec import SPEC_DIR, load_spec
+from harness.engine.tracking import MODES, pick_mode
+from harness.errors import UserError
+from harness.options import SetOpt, overrides_from
+
+NameArg = Annotated[
+    str, typer.Argument(help="Spec name in experiments/ (e.g. ablate-pool) or a path to a .toml.")
+]
+StoreOpt = Annotated[Path, typer.Option("--store", help="Run-store root (docs/RUNSTORE.md).")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="Queue storage: a database URL shared by several machines, or a journal file."
+    ),
+]
+WandbOpt = Annotated[
+    str,
+    typer.Option(
+        "--wandb", help="W&B mode: auto (online with an API key, else offline), online, offline, disabled."
+    ),
+]
+
+
+def _mode(wandb: str) -> str:
+    if wandb not in MODES:
+        raise UserError(f"--wandb {wandb}: valid: {', '.join(MODES)}")
+    return pick_mode(wandb)
+
+
+@app.command()
+def run(
+    name: NameArg,
+    preset: Annotated[str | None, typer.Option("--preset", help="Override the spec's preset.")] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="Use seeds 0..N-1 instead of the spec's.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Local worker processes (cores are split).")
+    ] = 1,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Override the spec's data set (folder or synth:TASK).")
+    ] = None,
+    set_: SetOpt = None,
+    wandb: WandbOpt = "auto",
+    storage: StorageOpt = None,
+    store: StoreOpt = Path("runs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and an estimate; write nothing.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Retry runs that used up their retries.")
+    ] = False,
+    reports: Annotated[
+        Path, typer.Option("--reports", help="Where the comparison report is written.")
+    ] = Path("reports"),
+) -> None:
+    """Train every arm x seed of an experiment (run it again to resume), then build its report."""
+    options = runner.RunOptions(store, workers, storage, _mode(wandb), retry_failed, True, reports)
+    plan = runner.plan_from_args(name, store, preset, seeds, data, overrides_from(set_))
+    if dry_run:
+        _print_plan(plan, workers)
+        return
+    runner.check_data(plan)
+    command = "harness run " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["run"] else f"harness run {name}"
+    queue, state = runner.prepare(plan, options, command)
+    _say(
+        f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
+        f"{len(state['done'])} done, {len(state['queued'])} to run, {len(state['running'])} running, "
+        f"{len(state['failed'])} failed; store {plan.folder}"
+    )
+    if state["queued"]:
+        if options.evaluate:
+            runner.warm_evaluators(plan)
+        procs = runner.start_workers(plan.spec.name, options, plan.spec.project)
+        try:
+            _watch(plan, procs)
+        except KeyboardInterrupt:
+            for p in procs:
+                p.wait()
+            typer.echo("interrupted; run the same command again to resume", err=True)
+            raise typer.Exit(130) from None
+        queue.reap()
+    rows = st.experiment_rows(plan.folder)[1]
+    c = st.counts(rows)
+    _say(
+        f"{plan.spec.name}: {c['done']}/{len(rows)} done, {c['failed']} failed, "
+        f"{c['pending'] + c['running']} not done"
+    )
+    for r in rows:
+        if r["state"] == "failed":
+            _say(f"  failed {r['run']}: {r['note']}")
+    _report(plan, options, c["done"] == len(rows))
+    if c["done"] != len(rows):
+        raise typer.Exit(1)
+
+
+def _say(line: str) -> None:
+    typer.echo(line)
+
+
+def _report(plan, options: runner.RunOptions, complete: bool) -> None:
+    try:
+        from harness.report import build_report
+    except ImportError:
+        _say(f"runs are in {plan.folder}")
+        return
+    try:
+        out = build_report(options.store, plan.spec.name, options.reports)
+    except Exception as exc:  # noqa: BLE001 - the runs are safe; a report problem must not hide them
+        _say(f"runs are in {plan.folder}; the report could not be built: {type(exc).__name__}: {exc}")
+        return
+    what = "report" if complete else "partial report"
+    _say(f"{what}: {out / 'report.md'} (runs in {plan.folder})")
+
+
+def _print_plan(plan, workers: int) -> None:
+    from harness.engine.worker import is_done
+
+    todo = [u for u in plan.units if not is_done(u)]
+    _say(f"{plan.spec.name}: {plan.spec.question}")
+    _say(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
+    for u in plan.units:
+        its = runner.planned_iterations(u.cfg)
+        mark = "done" if u not in todo else "todo"
+        _say(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
+    seconds, how = runner.estimate(plan, workers, todo)
+    _say(
+        f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
+        f"about {st.fmt_seconds(seconds)} ({how})"
+    )
+
+
+def _watch(plan, procs) -> None:
+    """Live table on a terminal, else the workers' own one-line start/finish messages."""
+    if not sys.stdout.isatty():
+        for p in procs:
+            p.wait()
+        return
+    from rich.live import Live
+
+    with Live(_table(plan), refresh_per_second=2, transient=False) as live:
+        while any(p.poll() is None for p in procs):
+            time.sleep(1.0)
+            live.update(_table(plan))
+        live.update(_table(plan))
+
+
+def _table(plan):
+    from rich.table import Table
+
+    rows = st.experiment_rows(plan.folder)[1]
+    c = st.counts(rows)
+    table = Table(
+        title=f"{plan.spec.name}: {c['done']}/{len(rows)} done, {c['running']} running, {c['failed']} failed"
+    )
+    for col in ("run", "state", "step", "it/s", "ETA", plan.spec.primary):
+        table.add_column(col)
+    for r in rows:
+        if r["state"] in ("running", "failed"):
+            table.add_row(*_cells(r))
+    return table
+
+
+def _cells(r: dict) -> list[str]:
+    step = f"{r['iteration']}/{r['total'] or '?'}"
+    rate = f"{r['it_per_s']:.2f}" if r["it_per_s"] else "-"
+    metric = f"{r['metric']:.4g}" if isinstance(r["metric"], int | float) else "-"
+    return [
+        r["run"],
+        r["state"] + (f" ({r['note']})" if r["note"] else ""),
+        step,
+        rate,
+        st.fmt_seconds(r["eta_s"]),
+        metric,
+    ]
+
+
+@app.command()
+def worker(
+    name: Annotated[str, typer.Argument(help="Experiment name (as in the queue).")],
+    storage: StorageOpt = None,
+    store: StoreOpt = Path("runs"),
+    threads: Annotated[
+        int, typer.Option("--threads", min=0, help="Torch CPU threads (0 = torch's default).")
+    ] = 0,
+    wandb: WandbOpt = "auto",
+    project: Annotated[
+        str | None, typer.Option("--project", help="W&B project (default: the spec's).")
+    ] = None,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip evaluation (metrics stay empty).")] = False,
+) -> None:
+    """Join an experiment: pull its units from the queue and train them until none is left."""
+    from harness.engine.queue import Queue
+    from harness.engine.worker import WorkerOptions, main_guard, work
+
+    folder = store / name
+    queue = Queue(name, storage, folder, create=False)
+    record = queue.experiment_record() or {}
+    if record and not (folder / "experiment.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        from harness.engine.store import write_json
+
+        write_json(folder / "experiment.json", record)
+    options = WorkerOptions(
+        store=store,
+        wandb=_mode(wandb),
+        project=project or record.get("project", "cyclegan-harness"),
+        threads=threads,
+        evaluate=not no_eval,
+    )
+    code = main_guard(lambda: work(queue, options) and 0)
+    raise typer.Exit(code)
+
+
+@app.command("list")
+def list_(store: StoreOpt = Path("runs")) -> None:
+    """Every experiment spec with its question and how many of its runs are done in the store."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"experiments in {SPEC_DIR}/ (store {store})")
+    for col in ("name", "kind", "runs done", "question"):
+        table.add_column(col, overflow="fold")
+    for path in sorted(SPEC_DIR.glob("*.toml")):
+        try:
+            spec = load_spec(path)
+        except UserError as exc:
+            kind = _kind(path)
+            if kind != "ablation":
+                table.add_row(path.stem, kind, _done(store / path.stem), _question(path))
+            else:
+                table.add_row(path.stem, "invalid", "-", str(exc))
+            continue
+        total = len(spec.arms) * len(spec.seeds)
+        table.add_row(spec.name, "ablation", _done(store / spec.name, total), spec.question)
+    Console(width=max(100, Console().width)).print(table)
+
+
+def _kind(path: Path) -> str:
+    from harness.engine.spec import read_toml
+
+    try:
+        return str(read_toml(path).get("kind", "ablation"))
+    except UserError:
+        return "ablation"
+
+
+def _question(path: Path) -> str:
+    from harness.engine.spec import read_toml
+
+    return str(read_toml(path).get("question", ""))
+
+
+def _done(folder: Path, planned: int | None = None) -> str:
+    record, rows = st.experiment_rows(folder)
+    if not record:
+        return f"0/{planned}" if planned else "not started"
+    return f"{st.counts(rows)['done']}/{len(rows)}"
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Experiment name (folder under the store).")],
+    store: StoreOpt = Path("runs"),
+    json_: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Runs of an experiment: done / running / failed / pending, steps, speed, ETA, latest primary metric."""
+    record, rows = st.experiment_rows(store / name)
+    if not record:
+        raise UserError(
+            f"no experiment '{name}' in {store} (no {store / name / 'experiment.json'}); "
+            f"start it with: harness run {name}"
+        )
+    c = st.counts(rows)
+    if json_:
+        import json
+
+        typer.echo(json.dumps({"experiment": name, "counts": c, "runs": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    primary = (record.get("metrics") or {}).get("primary", "metric")
+    table = Table(
+        title=f"{name}: {c['done']} done, {c['running']} running, {c['failed']} failed, "
+        f"{c['pending']} pending"
+    )
+    for col in ("run", "state", "step", "it/s", "ETA", primary):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*_cells(r))
+    Console(width=max(100, Console().width)).print(table)

@@ -1,0 +1,174 @@
+"""``harness run``: plan, check, enqueue, start K local workers, show progress, then build the report.
+
+Everything that can be wrong with the input (spec, flags, data) is found before the first file is written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cyclegan.config import Config
+from harness.engine import store
+from harness.engine.plan import Plan, Unit, build_plan
+from harness.engine.queue import Queue
+from harness.engine.spec import load_spec, resolve_spec_path
+from harness.engine.worker import is_done
+
+
+@dataclass
+class RunOptions:
+    store: Path = Path("runs")
+    workers: int = 1
+    storage: str | None = None
+    wandb: str = "offline"  # resolved mode
+    retry_failed: bool = False
+    evaluate: bool = True
+    reports: Path = Path("reports")
+
+
+def plan_from_args(
+    name: str,
+    store_root: Path,
+    preset: str | None = None,
+    seeds: int | None = None,
+    data: str | None = None,
+    sets: dict[str, str] | None = None,
+) -> Plan:
+    spec = load_spec(resolve_spec_path(name))
+    seed_list = None
+    if seeds is not None:
+        from harness.engine.spec import parse_seeds
+
+        seed_list = parse_seeds("--seeds", seeds)
+    if data is not None:
+        from harness.engine.spec import _check_data
+
+        _check_data(Path("--data"), data)
+    return build_plan(spec, store_root, preset=preset, seeds=seed_list, data=data, sets=sets)
+
+
+def check_data(plan: Plan) -> None:
+    """Validate each distinct data set the plan trains on (generating the synthetic benchmark if needed)."""
+    from cyclegan.data.validate import check_data as check
+
+    for data_cfg in {u.cfg.data for u in plan.units}:
+        check(data_cfg)
+
+
+def warm_evaluators(plan: Plan) -> None:
+    """Build each distinct Evaluator once here, so parallel workers find the domain classifier cached."""
+    from cyclegan.metrics import Evaluator
+
+    seen = set()
+    for u in plan.units:
+        key = (u.cfg.data, u.cfg.eval)
+        if key not in seen:
+            seen.add(key)
+            Evaluator(u.cfg, "cpu")
+
+
+def _train_images(cfg: Config) -> int | None:
+    """Images per epoch of the larger domain, without generating or reading any image."""
+    d = cfg.data
+    if d.dataset.startswith("synth:") and not d.dir_A:
+        return d.synth_n_train
+    from cyclegan.data.images import list_images
+
+    try:
+        if d.dir_A:
+            return max(len(list_images(d.dir_A)), len(list_images(d.dir_B)))
+        root = Path(d.dataset)
+        return max(len(list_images(root / "trainA")), len(list_images(root / "trainB")))
+    except OSError:
+        return None
+
+
+def planned_iterations(cfg: Config) -> int | None:
+    from cyclegan.train import total_iterations
+
+    n = _train_images(cfg)
+    return total_iterations(cfg, -(-n // cfg.train.batch_size)) if n else None
+
+
+def time_steps(cfg: Config, threads: int, steps: int = 3) -> float:
+    """Seconds per train step of this config, timed on random images in memory (writes nothing)."""
+    import torch
+
+    from cyclegan.model import CycleGAN
+    from cyclegan.train import make_step, pick_device
+
+    torch.set_num_threads(max(1, threads))
+    model = CycleGAN(cfg, pick_device(cfg.train.device))
+    step = make_step(model)
+    size, bs = cfg.data.crop_size, cfg.train.batch_size
+    batch = {"A": torch.rand(bs, 3, size, size) * 2 - 1, "B": torch.rand(bs, 3, size, size) * 2 - 1}
+    step(batch)  # warm-up (allocations, lazy init)
+    tick = time.perf_counter()
+    for _ in range(steps):
+        step(batch)
+    return (time.perf_counter() - tick) / steps
+
+
+def estimate(plan: Plan, workers: int, todo: list[Unit]) -> tuple[float | None, str]:
+    """Wall-clock estimate for ``todo`` over ``workers``: each distinct architecture timed for a few steps."""
+    threads = worker_threads(workers)
+    per_step: dict[Any, float] = {}
+    total = 0.0
+    for u in todo:
+        iters = planned_iterations(u.cfg)
+        if iters is None:
+            return None, "unknown (cannot count the training images)"
+        key = (u.cfg.model, u.cfg.loss.lambda_identity > 0, u.cfg.train.batch_size, u.cfg.data.crop_size)
+        if key not in per_step:
+            per_step[key] = time_steps(u.cfg, threads)
+        total += iters * per_step[key]
+    how = (
+        f"timed 3 train steps on random images per architecture here, {threads} thread(s) per worker; "
+        "excludes data generation, evaluation and checkpoints"
+    )
+    return total / max(1, min(workers, len(todo) or 1)), how
+
+
+def worker_threads(workers: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def start_workers(name: str, options: RunOptions, project: str) -> list[subprocess.Popen]:
+    """K ``harness worker`` processes, each with its share of the cores."""
+    threads = worker_threads(options.workers)
+    cmd = [sys.executable, "-m", "harness", "worker", name, "--store", str(options.store),
+           "--threads", str(threads), "--wandb", options.wandb, "--project", project]  # fmt: skip
+    if options.storage:
+        cmd += ["--storage", options.storage]
+    if not options.evaluate:
+        cmd += ["--no-eval"]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true"),
+    }
+    return [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if sys.stdout.isatty() else None)
+        for _ in range(options.workers)
+    ]
+
+
+def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[str, list[str]]]:
+    """Write experiment.json and make the queue hold every unit still to run."""
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    record = plan.experiment_record(command)
+    previous = store.read_json(plan.folder / "experiment.json")
+    if previous and previous.get("created"):
+        record["created"] = previous["created"]
+    store.write_json(plan.folder / "experiment.json", record)
+    queue = Queue(plan.spec.name, options.storage, plan.folder)
+    queue.set_experiment(record)
+    done = {u.key for u in plan.units if is_done(u)}
+    return queue, queue.sync(plan.units, done, retry_failed=options.retry_failed)

@@ -1,0 +1,292 @@
+"""Experiment specs: TOML data files in ``experiments/`` describing arms x seeds of one question.
+
+A spec is data, never code: it is parsed with ``tomllib`` and every key and value is checked here, so a typo
+is a one-line error naming the spec file and the key before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cyclegan.config import PRESETS, ConfigError, apply_overrides, resolve
+from harness.errors import UserError
+
+SPEC_DIR = Path("experiments")
+DEFAULT_DATA = "synth:zebra"
+DEFAULT_SEEDS = 5
+DEFAULT_PROJECT = "cyclegan-harness"
+DEFAULT_PRESET = "cpu"
+TOP_KEYS = (
+    "name",
+    "question",
+    "kind",
+    "preset",
+    "base",
+    "data",
+    "arms",
+    "control",
+    "seeds",
+    "iterations",
+    "epochs",
+    "eval_every",
+    "metrics",
+    "project",
+)
+METRIC_KEYS = ("primary", "direction", "secondary")
+DIRECTIONS = ("maximize", "minimize")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One validated ablation spec; ``arms`` maps arm name -> dotted config overrides."""
+
+    path: Path
+    name: str
+    question: str
+    preset: str
+    base: dict[str, Any]
+    data: str
+    arms: dict[str, dict[str, Any]]
+    control: str
+    seeds: list[int]
+    budget: dict[str, int]
+    eval_every: int | None
+    primary: str
+    direction: str
+    secondary: list[str]
+    project: str
+    arm_notes: dict[str, str] = field(default_factory=dict)
+    kind: str = "ablation"
+
+
+def safe_name(name: str) -> bool:
+    """Arm and experiment names become folder names: no separators, no '..', no leading dot."""
+    return bool(_SAFE_NAME.match(name)) and ".." not in name
+
+
+def resolve_spec_path(name_or_path: str, spec_dir: Path = SPEC_DIR) -> Path:
+    """``ablate-pool``, ``ablate-pool.toml`` or a path to a spec file."""
+    candidates = [Path(name_or_path)]
+    if not name_or_path.endswith(".toml"):
+        candidates.append(spec_dir / f"{name_or_path}.toml")
+    else:
+        candidates.append(spec_dir / name_or_path)
+    for path in candidates:
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in spec_dir.glob("*.toml")) if spec_dir.is_dir() else []
+    raise UserError(
+        f"no experiment spec '{name_or_path}' (looked for {' and '.join(str(c) for c in candidates)}); "
+        f"known: {', '.join(known) or 'none'}"
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a syntax error (including a table declared twice) is one line naming the file."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {' '.join(str(exc).split())}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+
+
+def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"pool_size": 0}}`` and ``{"train.pool_size": 0}`` mean one override."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def _expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise UserError(f"{path}: {key}: expected {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise UserError(f"{path}: {key}: expected {what}, got {value!r}")
+    return value
+
+
+def parse_seeds(path: Path | str, value: Any) -> list[int]:
+    """An int N means seeds 0..N-1; a list is taken as given (unique, non-negative integers)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise UserError(f"{path}: seeds: need at least one seed, got {value}")
+        return list(range(value))
+    if isinstance(value, list):
+        if not value:
+            raise UserError(
+                f"{path}: seeds: the seed list is empty; give an integer N or a list like [0, 1, 2]"
+            )
+        bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or s < 0 or s >= 2**31]
+        if bad:
+            raise UserError(f"{path}: seeds: {bad[0]!r} is not a seed (a non-negative integer below 2^31)")
+        if len(set(value)) != len(value):
+            raise UserError(f"{path}: seeds: duplicate seeds in {value}")
+        return list(value)
+    raise UserError(f"{path}: seeds: expected an integer N or a list of integers, got {value!r}")
+
+
+def _overrides(path: Path, where: str, table: Any) -> dict[str, Any]:
+    """Check dotted overrides against the config tree (key names and values), naming the spec key."""
+    _expect(path, where, table, dict, "a table of dotted config overrides")
+    flat = flatten(table)
+    for key in ("train.seed",):
+        if key in flat:
+            raise UserError(f"{path}: {where}: '{key}' is set by the spec's `seeds`, not by overrides")
+    try:
+        apply_overrides(resolve("paper"), flat)
+    except ConfigError as exc:
+        raise UserError(f"{path}: {where}: {exc}") from None
+    return flat
+
+
+def _budget(path: Path, raw: dict[str, Any]) -> dict[str, int]:
+    if "iterations" in raw and "epochs" in raw:
+        raise UserError(f"{path}: give either `iterations` or `epochs`, not both")
+    for key in ("iterations", "epochs"):
+        if key in raw:
+            value = _expect(path, key, raw[key], int, "a positive integer")
+            if value < 1:
+                raise UserError(f"{path}: {key}: expected a positive integer, got {value}")
+            return {key: value}
+    return {}
+
+
+def budget_overrides(budget: dict[str, int]) -> dict[str, Any]:
+    """``iterations = N`` caps the run at N iterations; ``epochs = E`` is the paper's schedule shape over E
+    epochs (half at the initial rate, half decaying) with no iteration cap."""
+    if "iterations" in budget:
+        return {"train.max_iters": budget["iterations"]}
+    if "epochs" in budget:
+        e = budget["epochs"]
+        return {"optim.n_epochs": (e + 1) // 2, "optim.n_epochs_decay": e // 2, "train.max_iters": 0}
+    return {}
+
+
+def _check_data(path: Path, data: str) -> None:
+    """Synthetic tasks and official names are resolved later; anything else must be a folder now."""
+    from cyclegan.data.catalogue import DATASETS
+
+    if data.startswith("synth:"):
+        from cyclegan import synth
+
+        try:
+            synth.check_task(data.removeprefix("synth:"))
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"{path}: data: {exc}") from None
+        return
+    if data in DATASETS or Path(data).is_dir():
+        return
+    raise UserError(
+        f"{path}: data: folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
+        "trainA/ trainB/ testA/ testB/)"
+    )
+
+
+def _metrics(path: Path, raw: Any, data: str) -> tuple[str, str, list[str]]:
+    from cyclegan.metrics import registry
+
+    raw = _expect(path, "metrics", raw if raw is not None else {}, dict, "a table with primary/direction")
+    unknown = [k for k in raw if k not in METRIC_KEYS]
+    if unknown:
+        raise UserError(f"{path}: metrics.{unknown[0]}: unknown key; valid: {', '.join(METRIC_KEYS)}")
+    default = registry.primary_metric(data)
+    primary = _expect(path, "metrics.primary", raw.get("primary", default.name), str, "a metric name")
+    known = registry.metric_names(data)
+    if primary not in known:
+        raise UserError(
+            f"{path}: metrics.primary: '{primary}' is not reported for data '{data}'; "
+            f"valid: {', '.join(known)}"
+        )
+    direction = raw.get("direction", registry.get(primary).direction)
+    if direction not in DIRECTIONS:
+        raise UserError(f"{path}: metrics.direction: {direction!r}; valid: {', '.join(DIRECTIONS)}")
+    secondary = _expect(path, "metrics.secondary", raw.get("secondary", []), list, "a list of metric names")
+    for name in secondary:
+        if name not in known:
+            raise UserError(f"{path}: metrics.secondary: '{name}' is not reported for data '{data}'")
+    return primary, direction, list(secondary)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate one ablation spec; every problem is a ``UserError`` naming the file and key."""
+    path = Path(path)
+    raw = read_toml(path)
+    unknown = [k for k in raw if k not in TOP_KEYS]
+    if unknown:
+        raise UserError(f"{path}: unknown key '{unknown[0]}'; valid: {', '.join(TOP_KEYS)}")
+    kind = _expect(path, "kind", raw.get("kind", "ablation"), str, "'ablation'")
+    if kind != "ablation":
+        raise UserError(f"{path}: kind: '{kind}' specs run with `harness {kind}`, not `harness run`")
+    name = _expect(path, "name", raw.get("name", path.stem), str, "a string")
+    if not safe_name(name):
+        raise UserError(f"{path}: name: '{name}' is not a safe folder name (letters, digits, _ . -)")
+    if "question" not in raw:
+        raise UserError(f"{path}: question: missing; say in one sentence what the experiment answers")
+    question = _expect(path, "question", raw["question"], str, "one sentence")
+    preset = _expect(path, "preset", raw.get("preset", DEFAULT_PRESET), str, "a preset name")
+    if preset not in PRESETS:
+        raise UserError(f"{path}: preset: unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
+    base = _overrides(path, "base", raw.get("base", {}))
+    data = _expect(path, "data", raw.get("data", DEFAULT_DATA), str, "'synth:zebra' or a folder path")
+    _check_data(path, data)
+    arms_raw = _expect(path, "arms", raw.get("arms", {}), dict, "tables [arms.<name>]")
+    if len(arms_raw) < 2:
+        raise UserError(
+            f"{path}: arms: need at least two [arms.<name>] tables to compare, got {len(arms_raw)}"
+        )
+    arms: dict[str, dict[str, Any]] = {}
+    notes: dict[str, str] = {}
+    for arm, table in arms_raw.items():
+        if not safe_name(arm):
+            raise UserError(
+                f"{path}: arms.{arm}: unsafe arm name '{arm}' (allowed: letters, digits, _ . - without a "
+                "leading dot or '..')"
+            )
+        table = dict(_expect(path, f"arms.{arm}", table, dict, "a table of overrides"))
+        note = table.pop("note", None)
+        if note is not None:
+            notes[arm] = _expect(path, f"arms.{arm}.note", note, str, "a string")
+        arms[arm] = _overrides(path, f"arms.{arm}", table)
+    if "control" not in raw:
+        raise UserError(f"{path}: control: missing; name the control arm, one of: {', '.join(arms)}")
+    control = _expect(path, "control", raw["control"], str, "an arm name")
+    if control not in arms:
+        raise UserError(f"{path}: control: '{control}' is not an arm; valid: {', '.join(arms)}")
+    seeds = parse_seeds(path, raw.get("seeds", DEFAULT_SEEDS))
+    budget = _budget(path, raw)
+    eval_every = raw.get("eval_every")
+    if eval_every is not None:
+        _expect(path, "eval_every", eval_every, int, "a non-negative integer")
+        if eval_every < 0:
+            raise UserError(f"{path}: eval_every: expected a non-negative integer, got {eval_every}")
+    primary, direction, secondary = _metrics(path, raw.get("metrics"), data)
+    project = _expect(path, "project", raw.get("project", DEFAULT_PROJECT), str, "a W&B project name")
+    return Spec(
+        path=path,
+        name=name,
+        question=question,
+        preset=preset,
+        base=base,
+        data=data,
+        arms=arms,
+        control=control,
+        seeds=seeds,
+        budget=budget,
+        eval_every=eval_every,
+        primary=primary,
+        direction=direction,
+        secondary=secondary,
+        project=project,
+        arm_notes=notes,
+    )

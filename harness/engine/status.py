@@ -1,0 +1,85 @@
+"""The state of an experiment's runs, read from the run store only (so it works for remote workers too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.engine import store
+from harness.engine.queue import worker_alive
+
+STATES = ("done", "running", "failed", "pending")
+
+
+def _rate(records: list[dict[str, Any]]) -> float | None:
+    """Iterations per second over the latest contiguous stretch of loss records."""
+    losses = [r for r in records if r.get("kind") == "loss" and isinstance(r.get("time"), int | float)]
+    if len(losses) < 2:
+        return None
+    a, b = losses[max(0, len(losses) - 20)], losses[-1]
+    dt, di = b["time"] - a["time"], b["iteration"] - a["iteration"]
+    return di / dt if dt > 0 and di > 0 else None
+
+
+def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any]:
+    """One run's state, steps, speed, ETA and latest primary metric."""
+    run_dir = Path(folder) / key
+    summary = store.read_json(run_dir / "summary.json") or {}
+    run = store.read_json(run_dir / "run.json") or {}
+    records = store.read_metrics(run_dir / "metrics.jsonl")
+    state = summary.get("status") if summary.get("status") in ("done", "failed", "pruned") else None
+    note = ""
+    if state is None:
+        if run.get("status") == "running" and worker_alive(run.get("worker"), run.get("heartbeat")):
+            state = "running"
+        else:
+            state = "pending"
+            if run:
+                note = f"interrupted (attempt {run.get('attempt', '?')})"
+    if state == "failed":
+        note = summary.get("error") or run.get("error") or ""
+    if state == "pruned":
+        state, note = "done", "pruned"
+    iteration = max([r.get("iteration", 0) for r in records] + [summary.get("iteration") or 0])
+    total = summary.get("total")
+    rate = _rate(records) if state == "running" else (summary.get("cost") or {}).get("it_per_s")
+    eta = (total - iteration) / rate if state == "running" and rate and total else None
+    evals = [r for r in records if r.get("kind") == "eval"]
+    metric = (summary.get("metrics") or (evals[-1] if evals else {})).get(primary) if primary else None
+    return {
+        "run": key,
+        "arm": run.get("arm"),
+        "seed": run.get("seed"),
+        "state": state,
+        "iteration": iteration,
+        "total": total,
+        "it_per_s": rate,
+        "eta_s": eta,
+        "metric": metric,
+        "worker": run.get("worker") if state == "running" else None,
+        "attempt": run.get("attempt"),
+        "note": note,
+    }
+
+
+def experiment_rows(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(experiment.json, one row per planned run); an experiment never started has no experiment.json."""
+    record = store.read_json(Path(folder) / "experiment.json")
+    if record is None:
+        return {}, []
+    primary = (record.get("metrics") or {}).get("primary")
+    return record, [run_row(folder, r["run"], primary) for r in record.get("runs", [])]
+
+
+def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    out = {s: 0 for s in STATES}
+    for r in rows:
+        out[r["state"]] += 1
+    return out
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

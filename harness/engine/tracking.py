@@ -1,0 +1,122 @@
+"""Weights & Biases mirror of one run. The run store is the source of truth; W&B is a convenience.
+
+wandb is imported lazily, every call is guarded (a W&B failure warns once and never stops training), and a
+resumed run continues the same W&B run id (kept in run.json). Files go under the run folder, not the cwd.
+"""
+
+from __future__ import annotations
+
+import math
+import netrc
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+MODES = ("auto", "online", "offline", "disabled")
+
+
+def has_api_key() -> bool:
+    """True when W&B could log online: WANDB_API_KEY or a netrc entry for the W&B host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def pick_mode(mode: str) -> str:
+    """``auto``: WANDB_MODE if set, else online with an API key and offline without one."""
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env in ("online", "offline", "disabled"):
+        return env
+    if env == "dryrun":
+        return "offline"
+    return "online" if has_api_key() else "offline"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Tracker:
+    """One W&B run per harness run: group = experiment, job_type = arm, name ``<arm>-s<seed>``."""
+
+    _warned = False
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.run: Any = None
+
+    def _guard(self, what: str, fn, *args, **kwargs) -> Any:
+        if self.run is None and what != "init":
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - W&B must never stop training
+            if not Tracker._warned:
+                print(f"warning: W&B {what} failed ({type(exc).__name__}: {exc}); continuing without W&B",
+                      file=sys.stderr)  # fmt: skip
+                Tracker._warned = True
+            self.run = None
+            return None
+
+    def start(
+        self, *, run_id: str, project: str, group: str, job_type: str, name: str, config: dict, run_dir: Path
+    ) -> None:
+        if self.mode == "disabled":
+            return
+
+        def init() -> Any:
+            import wandb
+
+            return wandb.init(
+                id=run_id,
+                resume="allow",
+                project=project,
+                group=group,
+                job_type=job_type,
+                name=name,
+                config=config,
+                mode=self.mode,
+                dir=str(run_dir),
+                reinit="finish_previous",
+            )
+
+        self.run = self._guard("init", init)
+
+    def log(self, values: dict[str, Any], step: int) -> None:
+        clean = {k: v for k, v in values.items() if _number(v)}
+        self._guard("log", lambda: self.run.log(clean, step=step))
+
+    def image(self, key: str, path: Path, step: int, caption: str) -> None:
+        def log_image() -> None:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path), caption=caption)}, step=step)
+
+        self._guard("image", log_image)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        def update() -> None:
+            for k, v in values.items():
+                if v is not None:
+                    self.run.summary[k] = v
+
+        self._guard("summary", update)
+
+    def finish(self, failed: bool = False) -> None:
+        run, self.run = self.run, None
+        if run is not None:
+            self.run = run
+            self._guard("finish", lambda: run.finish(exit_code=1 if failed else 0))
+            self.run = None
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
