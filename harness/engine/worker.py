@@ -111,9 +111,12 @@ def run_unit(
     options: WorkerOptions,
     heartbeat: Callable[[], None] | None = None,
     inner: Callbacks | None = None,
+    wandb: dict[str, Any] | None = None,
 ) -> Result:
     """Train one unit to its end (resuming from its checkpoint), writing the run store; never raises for a
-    training failure (the result says failed, with a one-line error). Raises ``RunBusy`` if locked."""
+    training failure (the result says failed, with a one-line error). Raises ``RunBusy`` if locked.
+
+    ``wandb`` may set ``job_type`` and add ``config`` entries (a sweep: "trial" and the trial params)."""
     unit.run_dir.mkdir(parents=True, exist_ok=True)
     with _Lock(unit.run_dir / ".lock"):
         if is_done(unit):
@@ -146,9 +149,10 @@ def run_unit(
             run_id=run["wandb"]["id"],
             project=options.project,
             group=unit.experiment,
-            job_type=unit.arm,
+            job_type=(wandb or {}).get("job_type", unit.arm),
             name=f"{unit.arm}-s{unit.seed}",
-            config={**unit.cfg.to_dict(), "arm": unit.arm, "seed": unit.seed, "run": unit.key},
+            config={**unit.cfg.to_dict(), "arm": unit.arm, "seed": unit.seed, "run": unit.key,
+                    **(wandb or {}).get("config", {})},  # fmt: skip
             run_dir=unit.run_dir,
         )
         recorder = Recorder(unit, tracker, evaluate=options.evaluate, heartbeat=_throttled(beat), inner=inner)
