@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from cyclegan.atomic import atomic_write
 
-VERSION = 1
+VERSION = 2  # bump when the network or its training changes: the cache key includes it
 MAX_RES = 64  # the classifier sees images downscaled to at most this many pixels a side
 MAX_TRAIN = 2000  # training images per domain (enough for a two-class judge; bounds memory and time)
 
@@ -105,10 +105,13 @@ def load_or_train(
     """The cached classifier at ``cache`` if present, else train it (``train_A``/``train_B`` are callables
     returning tensors, so nothing is loaded on a cache hit), measure it and save it atomically."""
     if cache.is_file():
-        state = torch.load(cache, map_location="cpu", weights_only=True)
-        net = DomainClassifier(int(state["res"]))
-        net.load_state_dict(state["weights"])
-        return net.eval(), float(state["accuracy"])
+        try:
+            state = torch.load(cache, map_location="cpu", weights_only=True)
+            net = DomainClassifier(int(state["res"]))
+            net.load_state_dict(state["weights"])
+            return net.eval(), float(state["accuracy"])
+        except (RuntimeError, KeyError, ValueError, OSError):
+            pass  # unreadable or from another version: retrain and overwrite
     net = train_classifier(train_A(), train_B(), res)
     acc = accuracy(net, test_A, test_B)
     state = {"weights": net.state_dict(), "accuracy": acc, "res": res, "version": VERSION}
