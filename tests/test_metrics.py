@@ -279,3 +279,24 @@ def test_seasons_reference_points(data_root) -> None:
     assert nothing["seasons.l1_AtoB"] > 0.2 and nothing["seasons.psnr_AtoB"] < 15
     assert ev.classifier_accuracy >= 0.95
     assert len(ev.test_A) == 30
+
+
+def test_cli_eval_json(data_root: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cyclegan import checkpoint
+    from harness.cli import _register, app
+
+    _register()
+    cfg = resolve("smoke", {"data.dataset": "synth:zebra"})
+    path = tmp_path / "latest.pt"
+    checkpoint.save(path, {"config": cfg.to_dict(), "model": CycleGAN(cfg).training_state(), "iteration": 0})
+    result = CliRunner().invoke(app, ["eval", str(path), "--json", "--grid", str(tmp_path / "g.png")])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["primary"] == "zebra.stripe_AtoB"
+    assert set(out["metrics"]) == set(metric_names("synth:zebra"))
+    assert out["reference_points"]["oracle"]["zebra.stripe_AtoB"] == pytest.approx(1.0)
+    assert (tmp_path / "g.png").is_file()

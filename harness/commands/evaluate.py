@@ -1,0 +1,79 @@
+"""``harness eval CHECKPOINT``: score a checkpoint with the Evaluator, next to do-nothing and the oracle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli import app
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A harness checkpoint (checkpoints/latest.pt).")],
+    grid: Annotated[Path | None, typer.Option(help="Also write the sample grid PNG here.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0 = torch's default).")] = 0,
+) -> None:
+    """Every registered metric of a trained checkpoint on its data set's fixed test set, with references."""
+    import torch
+
+    from cyclegan import checkpoint as ckpt
+    from cyclegan.config import Config
+    from cyclegan.metrics import REGISTRY, Evaluator, primary_metric
+    from cyclegan.model import CycleGAN
+    from cyclegan.train import pick_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    state = ckpt.load(checkpoint)
+    if "model" not in state or "config" not in state:
+        raise ckpt.CheckpointError(f"{checkpoint} is not a harness checkpoint (no config/model inside)")
+    cfg = Config.from_dict(state["config"])
+    device = pick_device(cfg.train.device)
+    model = CycleGAN(cfg, device)
+    model.load_training_state(state["model"])
+    evaluator = Evaluator(cfg, device)
+    metrics, refs = evaluator(model), evaluator.reference_points()
+    if grid is not None:
+        evaluator.sample_grid(model, grid)
+    primary = primary_metric(cfg.data.dataset)
+    if json_:
+        out = {
+            "checkpoint": str(checkpoint),
+            "iteration": state.get("iteration"),
+            "primary": primary.name,
+            "metrics": metrics,
+            "reference_points": refs,
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    oracle = refs.get("oracle") or {}
+    table = Table(
+        title=f"{checkpoint} (iteration {state.get('iteration')}, data {cfg.data.dataset}); "
+        f"primary: {primary.name} ({primary.direction})"
+    )
+    for col in ("metric", "better", "trained", "do nothing", "oracle", "definition"):
+        table.add_column(col, overflow="fold")
+    for name, value in metrics.items():
+        m = REGISTRY[name]
+        table.add_row(
+            name,
+            "higher" if m.higher_is_better else "lower",
+            _fmt(value),
+            _fmt(refs["do_nothing"].get(name)),
+            _fmt(oracle.get(name)),
+            m.definition,
+        )
+    Console(width=200).print(table)
+    typer.echo(f"domain classifier held-out accuracy: {evaluator.classifier_accuracy:.3f}")
