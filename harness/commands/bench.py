@@ -78,7 +78,7 @@ def _print_table(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     title = (
         f"train step, preset {r['preset']} at {r['crop_size']} px, batch {r['batch_size']}, "
         f"{r['n_blocks']} blocks, {r['device']} x{r['threads']} threads, "
@@ -87,24 +87,26 @@ def _print_table(r: dict[str, Any]) -> None:
     table = Table(title=title)
     for col in (
         "step",
-        "ms/it median",
+        "ms/it (median)",
         "IQR",
         "min-max",
+        "CPU ms/it",
         "it/s",
         "img/s",
         "GFLOP/it",
         "GFLOP/s",
         "of peak",
-        "peak MB",
+        "peak MB (of it before model)",
     ):
         table.add_column(col, justify="right" if col != "step" else "left")
     for kind, s in r["steps"].items():
-        mem = f"{s['peak_mb']:.0f}" if "peak_mb" in s else "-"
+        mem = f"{s['peak_mb']:.0f} ({s['base_mb']:.0f})" if "peak_mb" in s else "-"
         table.add_row(
             kind,
             f"{s['median_ms']:.1f}",
             f"{s['q1_ms']:.1f}-{s['q3_ms']:.1f}",
             f"{s['min_ms']:.1f}-{s['max_ms']:.1f}",
+            f"{s['cpu_median_ms']:.1f}",
             f"{s['it_per_s']:.2f}",
             f"{s['images_per_s']:.2f}",
             f"{s['gflop_per_iter']:.2f}",
@@ -123,5 +125,6 @@ def _print_table(r: dict[str, Any]) -> None:
     if r["compile_seconds"] is not None:
         console.print(f"torch.compile time (first call, not timed above): {r['compile_seconds']:.1f} s")
     console.print(
-        f"speed-up fast / plain (median): [bold]{r['speedup']:.2f}x[/bold]  (inputs: {r['inputs']})"
+        f"speed-up plain / fast, median wall time: [bold]{r['speedup']:.2f}x[/bold]; median CPU time: "
+        f"{r['speedup_cpu_time']:.2f}x  (inputs: {r['inputs']})"
     )
