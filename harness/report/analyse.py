@@ -39,10 +39,15 @@ def verdict(row: pd.Series, control: str) -> tuple[str, str]:
             f"{arm} vs {control} on {metric}: not enough finished runs ({row['n_arm']} vs "
             f"{row['n_control']}; two per arm needed)"
         )
+    if row["identical"]:
+        return "identical", (
+            f"{arm} vs {control} on {metric}: every seed gave exactly the control's value; at this budget "
+            "the arms trained alike (check that the changed setting takes effect)"
+        )
     ci = f"{_signed(row['diff'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]"
     if not math.isfinite(row["p_welch_holm"]):
         return "n/a", (
-            f"{arm} vs {control} on {metric}: {ci}; every seed gave the same value in both arms, "
+            f"{arm} vs {control} on {metric}: {ci}; each arm gave one value in every seed (no variance), "
             "so the t-test is undefined"
         )
     if row["p_welch_holm"] < stats.ALPHA:
@@ -54,7 +59,9 @@ def verdict(row: pd.Series, control: str) -> tuple[str, str]:
         return word, f"{arm} {verb} on {metric}: {ci}, p_holm = {_p(row['p_welch_holm'])}"
     n = row["seeds_needed"]
     target = "the stated minimum effect" if row["effect_source"] == "minimum" else "the observed one"
-    if n is None or (isinstance(n, float) and math.isnan(n)):
+    if row["effect"] == 0:
+        power = "the observed difference is zero"
+    elif n is None or (isinstance(n, float) and math.isnan(n)):
         power = (
             f"no realistic number of seeds would detect a difference of {_signed(row['effect'])} ({target})"
         )
@@ -67,6 +74,13 @@ def verdict(row: pd.Series, control: str) -> tuple[str, str]:
         f"{arm} vs {control} on {metric}: no detectable difference with {row['n_arm']} vs {row['n_control']} "
         f"seeds ({ci}, p_holm = {_p(row['p_welch_holm'])}); {power}"
     )
+
+
+def _identical(store: Store, arm: str, control: str, metric: str) -> bool:
+    """True when every shared seed gave the arm exactly the control's value (the arms trained alike)."""
+    a, c = store.values(arm, metric), store.values(control, metric)
+    shared = a.index.intersection(c.index)
+    return len(shared) >= 2 and bool((a.loc[shared] == c.loc[shared]).all())
 
 
 def analyse(
@@ -102,12 +116,22 @@ def analyse(
                 n_resamples=n_resamples,
                 seed=seed,
             )
-            rows.append(dataclasses.asdict(c))
-    cols = [f.name for f in dataclasses.fields(stats.Comparison)]
+            rows.append({**dataclasses.asdict(c), "identical": _identical(store, arm, control, metric)})
+    cols = [f.name for f in dataclasses.fields(stats.Comparison)] + ["identical"]
     comp = pd.DataFrame(rows, columns=cols)
-    # one Holm family per test over every arm x metric, as a reviewer would count the comparisons
-    comp["p_welch_holm"] = stats.holm(comp["p_welch"].to_numpy(dtype=float)) if len(comp) else []
-    comp["p_mwu_holm"] = stats.holm(comp["p_mwu"].to_numpy(dtype=float)) if len(comp) else []
+    declared = [primary, *secondary]
+    comp.insert(0, "family", ["declared" if m in declared else "exploratory" for m in comp["metric"]])
+    # Holm over every arm x metric of a family, per test: the spec's declared metrics are the confirmatory
+    # family; the rest (per-coat breakdowns, diagnostics) form a separate exploratory family, so that adding
+    # diagnostics to the Evaluator never dilutes the power of the question the spec asked.
+    for test in ("welch", "mwu"):
+        comp[f"p_{test}_holm"] = float("nan")
+        for fam in ("declared", "exploratory"):
+            mask = comp["family"] == fam
+            if mask.any():
+                comp.loc[mask, f"p_{test}_holm"] = stats.holm(
+                    comp.loc[mask, f"p_{test}"].to_numpy(dtype=float)
+                )
     use_min = [min_effect is not None and m == primary for m in comp["metric"]]
     comp["effect_source"] = ["minimum" if u else "observed" for u in use_min]
     comp["effect"] = [

@@ -20,6 +20,7 @@ from harness.report.directions import definition
 from harness.report.index import write_index
 from harness.report.load import RUN_COLUMNS, Store, load_store
 from harness.report.render import (
+    MISSING,
     Bullets,
     Code,
     Figure,
@@ -52,7 +53,7 @@ def _seconds(s: float) -> str:
 
 
 def _counted(values: list[Any]) -> str:
-    counts = Counter(str(v) for v in values if v is not None)
+    counts = Counter(fmt(v) for v in values if fmt(v) != MISSING)
     return "; ".join(f"{k} ({n} run{'s' * (n != 1)})" for k, n in counts.most_common()) or "not recorded"
 
 
@@ -113,7 +114,8 @@ def _setup(store: Store) -> Section:
         ("data", str(exp.get("data", "n/a"))),
         ("preset", str(exp.get("preset", "n/a"))),
         ("base overrides", ", ".join(f"{k}={v}" for k, v in (exp.get("base") or {}).items()) or "none"),
-        ("budget", ", ".join(f"{k}={v}" for k, v in (exp.get("budget") or {}).items()) or "n/a"),
+        ("budget", ", ".join(f"{k}={v}" for k, v in (exp.get("budget") or {}).items()) or "the preset's"),
+        ("iterations per run (summary.json total)", _counted(list(runs["total"]))),
         ("seeds", ", ".join(map(str, exp.get("seeds", [])))),
         ("control", store.control),
         ("git commit", _counted(commits)),
@@ -160,54 +162,80 @@ def _headline(store: Store, an: Analysis, out: Path) -> Section:
     return Section("Headline results", blocks)
 
 
-def _comparison(store: Store, an: Analysis) -> Section:
+def _comparison_table(c: pd.DataFrame) -> Table:
+    return Table(
+        pd.DataFrame(
+            {
+                "arm": c["arm"],
+                "metric": c["metric"],
+                "direction": c["direction"],
+                "n (arm/control)": [f"{a}/{b}" for a, b in zip(c["n_arm"], c["n_control"], strict=True)],
+                "arm - control": c["diff"],
+                "95% CI": [
+                    f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in zip(c["ci_low"], c["ci_high"], strict=True)
+                ],
+                "p Welch": c["p_welch"],
+                "p Welch (Holm)": c["p_welch_holm"],
+                "p MWU": c["p_mwu"],
+                "p MWU (Holm)": c["p_mwu_holm"],
+                "P(improvement)": c["p_improve"],
+                "verdict": c["verdict"],
+            }
+        )
+    )
+
+
+def _comparison(store: Store, an: Analysis) -> list[Section]:
+    """The declared metrics (primary + secondary) with verdicts, then every other metric as exploratory."""
     c = an.comparisons
     if c.empty:
-        return Section("Comparison with the control", [Text("No arm besides the control.")])
-    view = pd.DataFrame(
-        {
-            "arm": c["arm"],
-            "metric": c["metric"],
-            "direction": c["direction"],
-            "n (arm/control)": [f"{a}/{b}" for a, b in zip(c["n_arm"], c["n_control"], strict=True)],
-            "arm - control": c["diff"],
-            "95% CI": [f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in zip(c["ci_low"], c["ci_high"], strict=True)],
-            "p Welch": c["p_welch"],
-            "p Welch (Holm)": c["p_welch_holm"],
-            "p MWU": c["p_mwu"],
-            "p MWU (Holm)": c["p_mwu_holm"],
-            "P(improvement)": c["p_improve"],
-            "verdict": c["verdict"],
-        }
-    )
+        return [Section("Comparison with the control", [Text("No arm besides the control.")])]
     effect = (
-        "the stated minimum effect" + f" ({an.min_effect:g}) for the primary metric and the observed "
-        "difference for the others"
+        f"the stated minimum effect ({an.min_effect:g}) for the primary metric and the observed difference "
+        "for the others"
         if an.min_effect is not None
         else "the observed difference"
     )
-    metrics = KeyValues([(m, f"{DIRECTION_WORDS[an.directions[m]]}; {definition(m)}") for m in an.metrics])
+    method = Text(
+        f"Difference = mean(arm) - mean(control); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
+        f"difference of means, the two samples resampled independently ({stats.N_RESAMPLES:,} resamples, "
+        "seeded). p-values: Welch's t-test (unequal variances) and the Mann-Whitney U test (MWU), both "
+        "two-sided, each Holm-corrected over every arm x metric of its family: the spec's declared metrics "
+        "(primary and secondary) form one family, all other metrics a separate exploratory one. "
+        "P(improvement) = probability that a random seed of the arm beats a random seed of the control "
+        "(ties count half; the Mann-Whitney U / (n1 n2)), blank when the metric's direction is unknown. "
+        f"Verdicts use the Holm-corrected Welch p < {stats.ALPHA}. Seeds needed: two-sided two-sample "
+        f"t-test power {stats.POWER:.0%} at alpha = {stats.ALPHA} for the observed pooled sd and {effect}."
+    )
+    declared, other = c[c["family"] == "declared"], c[c["family"] == "exploratory"]
+    secs = [
+        Section(
+            "Comparison with the control",
+            [_comparison_table(declared), method, Bullets(list(declared["sentence"]))],
+        )
+    ]
+    if len(other):
+        found = other[other["verdict"].isin(["better", "worse", "differs"])]
+        secs.append(
+            Section(
+                "Exploratory metrics",
+                [
+                    Text(
+                        "Metrics the spec did not declare (diagnostics, per-subset breakdowns): a separate "
+                        "Holm family; treat a detected difference as a lead, not a finding."
+                    ),
+                    _comparison_table(other),
+                    Bullets(list(found["sentence"])) if len(found) else Text("No difference detected."),
+                ],
+            )
+        )
+    return secs
+
+
+def _definitions(an: Analysis) -> Section:
     return Section(
-        "Comparison with the control",
-        [
-            Text("Metrics (final evaluation of each done run):"),
-            metrics,
-            Table(view),
-            Text(
-                f"Difference = mean(arm) - mean(control); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
-                f"difference of means, the two samples resampled independently "
-                f"({stats.N_RESAMPLES:,} resamples, seeded). p-values: Welch's t-test (unequal variances) "
-                "and the Mann-Whitney U test (MWU), both two-sided; each family (every arm x every metric) "
-                "is "
-                "Holm-corrected. P(improvement) = probability that a random seed of the arm beats a random "
-                "seed of the control (ties count half; the Mann-Whitney U / (n1 n2)), blank when the "
-                "metric's "
-                "direction is unknown. Verdicts use the Holm-corrected Welch "
-                f"p < {stats.ALPHA}. Seeds needed: two-sided two-sample t-test power "
-                f"{stats.POWER:.0%} at alpha = {stats.ALPHA} for the observed pooled sd and {effect}."
-            ),
-            Bullets(list(c["sentence"])),
-        ],
+        "Metric definitions",
+        [KeyValues([(m, f"{DIRECTION_WORDS[an.directions[m]]}; {definition(m)}") for m in an.metrics])],
     )
 
 
@@ -384,12 +412,13 @@ def build_report(
         _question(st, an),
         _setup(st),
         _headline(st, an, out),
-        _comparison(st, an),
+        *_comparison(st, an),
         _curves(st, an, out),
         _health(st),
         _samples(st, out),
         _cost(st),
         _config_diff(st),
+        _definitions(an),
         *_problems(st),
     ]
     title = f"{st.experiment['name']}: comparison report"
