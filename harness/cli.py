@@ -18,7 +18,7 @@ app = typer.Typer(
 
 def _register() -> None:
     """Attach every command module (each defines its commands on ``app`` or a sub-app)."""
-    from harness.commands import bench, core, data, evaluate, probe, report, run, synth  # noqa: F401
+    from harness.commands import bench, core, data, evaluate, probe, report, run, sweep, synth  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,367 @@
+"""The sweep report (``reports/<sweep>/``): best trials, search plots, importances, pruning savings and a
+recommendation confirmed against the default with fresh seeds. Same formats as the ablation report (shared
+rendering and statistics): report.md, a self-contained report.html, trials.csv, runs.csv and PNG figures.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from cyclegan.atomic import atomic_write_text
+from harness.engine import store as engine_store
+from harness.errors import UserError
+from harness.report import stats
+from harness.report.render import (
+    Bullets,
+    Code,
+    Figure,
+    KeyValues,
+    Section,
+    Table,
+    Text,
+    fmt,
+    to_html,
+    to_markdown,
+)
+from harness.sweep.confirm import best_trial, override_line, read_confirmation
+from harness.sweep.snapshot import read_snapshot, rebuild, write_snapshot
+
+TOP = 10  # rows of the best-trials table
+
+
+def _storage_study(folder: Path, name: str, storage: str | None) -> optuna.Study | None:
+    """The live study (journal file in the folder, or ``storage``), or None when it cannot be opened."""
+    from harness.sweep.study import open_storage
+
+    journal = folder / "queue.journal"
+    if storage is None and not journal.is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(storage, journal, parallel=False))
+    except (KeyError, UserError):
+        return None
+
+
+def load(store: Path, name: str, storage: str | None = None) -> tuple[dict, optuna.Study, dict]:
+    """experiment.json, the study (refreshing the snapshot when the storage is reachable) and its trial records."""
+    folder = Path(store) / name
+    experiment = engine_store.read_json(folder / "experiment.json")
+    if not experiment or experiment.get("kind") != "sweep":
+        raise UserError(f"no sweep '{name}' in {store} (no sweep experiment.json in {folder})")
+    live = _storage_study(folder, name, storage)
+    snapshot = write_snapshot(folder, live) if live is not None else read_snapshot(folder)
+    if snapshot is None:
+        raise UserError(f"sweep '{name}': no trials.json in {folder} and the study storage cannot be opened")
+    return experiment, rebuild(snapshot), snapshot
+
+
+def _counted(records: list[dict]) -> list[dict]:
+    """Trials that count (surplus ones given back after a race are left out of every table)."""
+    return [t for t in records if not t["user_attrs"].get("surplus")]
+
+
+def trials_frame(records: list[dict], metrics: list[str]) -> pd.DataFrame:
+    rows = []
+    for t in _counted(records):
+        a, cost = t["user_attrs"], t["user_attrs"].get("cost") or {}
+        row: dict[str, Any] = {
+            "trial": t["number"],
+            "state": t["state"].lower(),
+            "unit": a.get("unit", t["number"]),
+        }
+        for i, m in enumerate(metrics):
+            row[m] = t["values"][i] if t["values"] and t["state"] == "COMPLETE" else None
+        row.update({f"param {k}": v for k, v in t["params"].items()})
+        row.update(
+            iterations=cost.get("iterations"), wall_seconds=cost.get("wall_seconds"),
+            pruned_at=(a.get("pruned_at") or {}).get("iteration"), error=a.get("error"),
+            worker=a.get("worker"), runs=" ".join(a.get("runs", [])),
+        )  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def runs_frame(folder: Path) -> pd.DataFrame:
+    rows = []
+    for run_dir in sorted(p for p in folder.iterdir() if p.is_dir() and (p / "run.json").is_file()):
+        run = engine_store.read_json(run_dir / "run.json") or {}
+        summary = engine_store.read_json(run_dir / "summary.json") or {}
+        row = {
+            "run": run_dir.name, "arm": run.get("arm"), "seed": run.get("seed"),
+            "status": summary.get("status") or run.get("status"), "error": summary.get("error") or run.get("error"),
+            "attempt": run.get("attempt"), "iteration": summary.get("iteration"), "total": summary.get("total"),
+            "wall_seconds": (summary.get("cost") or {}).get("wall_seconds"), "worker": run.get("worker"),
+        }  # fmt: skip
+        row.update(summary.get("metrics") or {})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _save(ax: Any, path: Path) -> Path | None:
+    """Save the figure of an Optuna matplotlib plot (an Axes or an array of them)."""
+    import matplotlib.pyplot as plt
+
+    first = np.ravel(ax)[0] if isinstance(ax, np.ndarray) else ax
+    fig = first.figure
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _plot(make: Any, path: Path, notes: list[str], what: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _save(make(), path)
+    except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn (too few trials) is noted, not fatal
+        notes.append(f"{what}: not drawn ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
+        return None
+
+
+def importances(study: optuna.Study, target: Any, notes: list[str]) -> tuple[dict[str, float], str]:
+    """fANOVA (Optuna's default); mean decrease in impurity when fANOVA cannot run."""
+    from optuna.importance import FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator
+
+    for evaluator in (FanovaImportanceEvaluator(seed=0), MeanDecreaseImpurityImportanceEvaluator(seed=0)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return optuna.importance.get_param_importances(
+                    study, evaluator=evaluator, target=target
+                ), type(evaluator).__name__.replace("ImportanceEvaluator", "")
+        except Exception as exc:  # noqa: BLE001 - too few finished trials, or one parameter value only
+            notes.append(f"{type(evaluator).__name__}: {' '.join(str(exc).split())[:160]}")
+    return {}, "none"
+
+
+def pruning_savings(frame: pd.DataFrame, records: list[dict], n_seeds: int) -> dict[str, float]:
+    """Iterations and time spent by pruned trials vs what they would have cost run to the end."""
+    spent_it = full_it = spent_s = full_s = 0.0
+    all_it = all_full = 0.0
+    for t in _counted(records):
+        cost = t["user_attrs"].get("cost") or {}
+        it, total, wall = (
+            cost.get("iterations") or 0,
+            cost.get("total_iterations") or 0,
+            cost.get("wall_seconds") or 0,
+        )
+        if t["state"] not in ("COMPLETE", "PRUNED") or not total:
+            continue
+        units = max(1, len(t["user_attrs"].get("runs", [])))
+        full = total / units * n_seeds
+        all_it += it
+        all_full += full
+        if t["state"] == "PRUNED":
+            spent_it, full_it = spent_it + it, full_it + full
+            spent_s += wall
+            full_s += wall / it * full if it else 0.0
+    return {"pruned_iterations": spent_it, "pruned_full_iterations": full_it, "pruned_seconds": spent_s,
+            "pruned_full_seconds": full_s, "all_iterations": all_it, "all_full_iterations": all_full}  # fmt: skip
+
+
+def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]:
+    conf = read_confirmation(folder)
+    if not conf:
+        return [Text(f"Not confirmed yet: run `harness sweep {experiment['name']} --confirm 3` to re-run the best "
+                     "config and the default with 3 fresh seeds.")]  # fmt: skip
+    metrics = experiment["metrics"]
+    objectives = [metrics["primary"], *metrics.get("secondary", [])]
+    directions = [o["direction"] for o in experiment["sweep"]["objectives"]]
+    values: dict[str, dict[str, list[float]]] = {}
+    for arm, runs in conf["runs"].items():
+        for run in runs:
+            summary = engine_store.read_json(folder / run / "summary.json") or {}
+            if summary.get("status") != "done":
+                notes.append(f"confirmation run {run}: {summary.get('status', 'missing')}")
+                continue
+            for m in objectives:
+                v = (summary.get("metrics") or {}).get(m)
+                if v is not None:
+                    values.setdefault(m, {}).setdefault(arm, []).append(float(v))
+    rows = []
+    for m, d in zip(objectives, directions, strict=True):
+        best, default = (
+            values.get(m, {}).get("confirm-best", []),
+            values.get(m, {}).get("confirm-default", []),
+        )
+        c = stats.compare(best, default, arm="best", metric=m, direction=d)
+        lo_b, hi_b = stats.bootstrap_mean_ci(best)
+        lo_d, hi_d = stats.bootstrap_mean_ci(default)
+        rows.append({
+            "metric": m, "direction": d, "seeds": f"{c.n_arm} / {c.n_control}",
+            "best mean": c.mean_arm, "best 95% CI": f"[{fmt(lo_b)}, {fmt(hi_b)}]",
+            "default mean": c.mean_control, "default 95% CI": f"[{fmt(lo_d)}, {fmt(hi_d)}]",
+            "best - default": c.diff, "diff 95% CI": f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
+            "Welch p": c.p_welch, "P(best better)": c.p_improve,
+        })  # fmt: skip
+    frame = pd.DataFrame(rows)
+    verdicts = []
+    for r in rows:
+        lo, hi = (float(x) if x != "–" else math.nan for x in r["diff 95% CI"].strip("[]").split(", "))
+        better = (lo > 0) if r["direction"] == "maximize" else (hi < 0)
+        worse = (hi < 0) if r["direction"] == "maximize" else (lo > 0)
+        word = "better than" if better else "worse than" if worse else "not distinguishable from"
+        verdicts.append(f"{r['metric']}: the best config is {word} the default on {r['seeds'].split(' / ')[0]} "
+                        "fresh seeds (95% bootstrap CI of the difference).")  # fmt: skip
+    return [
+        KeyValues(
+            [
+                ("fresh seeds", ", ".join(str(s) for s in conf["seeds"])),
+                ("best trial", str(conf["best_trial"])),
+                ("default", ", ".join(f"{k}={v}" for k, v in conf["default"].items())),
+            ]
+        ),  # fmt: skip
+        Table(frame, "Best config vs default re-run with the same fresh seeds"),
+        Bullets(verdicts),
+    ]
+
+
+def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = None) -> Path:
+    """Write reports/<name>/ from the run store (and the live study when reachable); returns the folder."""
+    folder = Path(store) / name
+    experiment, study, snapshot = load(store, name, storage)
+    records = snapshot["trials"]
+    sweep = experiment["sweep"]
+    metrics = [o["metric"] for o in sweep["objectives"]]
+    directions = [o["direction"] for o in sweep["objectives"]]
+    multi = len(metrics) > 1
+    dest = Path(out) / name
+    dest.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    frame = trials_frame(records, metrics)
+    runs = runs_frame(folder)
+    atomic_write_text(dest / "trials.csv", frame.to_csv(index=False))
+    atomic_write_text(dest / "runs.csv", runs.to_csv(index=False))
+    states = frame["state"].value_counts().to_dict() if len(frame) else {}
+    n_seeds = len(experiment.get("seeds") or [0])
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+
+    sections = [Section("Summary", [
+        Text(experiment.get("question") or ""),
+        KeyValues([
+            ("objective" + ("s" if multi else ""), ", ".join(f"{m} ({d})" for m, d in zip(metrics, directions, strict=True))),
+            ("trials", f"{states.get('complete', 0)} finished, {states.get('pruned', 0)} pruned, "
+                       f"{states.get('fail', 0)} failed, {states.get('running', 0) + states.get('waiting', 0)} unfinished"),
+            ("target", str(snapshot["user_attrs"].get("target_trials", "?"))),
+            ("search", f"{sweep['sampler']} sampler (seed {sweep['sampler_seed']} + worker index), pruner "
+                       f"{sweep['pruner']}" + (" (off: Optuna cannot prune several objectives)" if multi else "")),
+            ("seeds per trial", ", ".join(str(s) for s in experiment.get("seeds", []))),
+            ("preset / data", f"{experiment.get('preset')} / {experiment.get('data')}"),
+            ("storage", str(experiment.get("storage"))), ("command", str(experiment.get("command"))),
+        ]),
+    ])]  # fmt: skip
+
+    # Best trials.
+    blocks: list[Any] = []
+    params = [c for c in frame.columns if c.startswith("param ")]
+    if complete:
+        shown = frame[frame["state"] == "complete"]
+        if multi:
+            front = {t.number for t in study.best_trials}
+            shown = shown[shown["trial"].isin(front)]
+            blocks.append(
+                Text(f"Pareto front: {len(front)} trial(s) that no other trial beats on every objective.")
+            )
+        else:
+            shown = shown.sort_values(metrics[0], ascending=directions[0] == "minimize")
+            best = study.best_trial
+            blocks.append(Text(f"Best trial: {best.number} with {metrics[0]} = {fmt(best.value)} "
+                               f"({', '.join(f'{k} = {fmt(v)}' for k, v in best.params.items())})", bold=True))  # fmt: skip
+        blocks.append(Table(shown[["trial", *metrics, *params, "iterations", "wall_seconds"]].head(TOP),
+                            f"Best {min(TOP, len(shown))} finished trials"))  # fmt: skip
+    else:
+        blocks.append(Text("No finished trial yet."))
+    sections.append(Section("Best trials", blocks))
+
+    # Recommendation.
+    rec: list[Any] = []
+    if complete:
+        best = best_trial(study, directions)
+        source = {
+            k: key for key, p in sweep["params"].items() for k in [key, *p["tie"]]
+        }  # config key -> param
+        overrides = {k: best.params[key] for k, key in source.items() if key in best.params}
+        rec.append(Text(f"Recommended (trial {best.number}); paste into a command or a spec's [base]:"))
+        rec.append(Code(override_line(overrides)))
+        rec.extend(_confirmation(folder, experiment, notes))
+    sections.append(Section("Recommendation", rec or [Text("Nothing to recommend before a trial finishes.")]))
+
+    # Figures.
+    figs: list[Any] = []
+    vis = optuna.visualization.matplotlib
+    targets = (
+        [(None, metrics[0])]
+        if not multi
+        else [(lambda t, i=i: t.values[i], m) for i, m in enumerate(metrics)]
+    )
+    for target, label in targets:
+        slug = label.replace("/", "_")
+        p = _plot(lambda t=target, l=label: vis.plot_optimization_history(study, target=t, target_name=l),
+                  dest / f"history-{slug}.png", notes, "optimisation history")  # fmt: skip
+        if p:
+            figs.append(
+                Figure(p, f"Optimisation history of {label} (each finished trial; line = best so far)")
+            )
+        imp, how = importances(study, target, notes)
+        if imp:
+            figs.append(Table(pd.DataFrame({"parameter": list(imp), "importance": list(imp.values())}),
+                              f"Parameter importance for {label} ({how}; shares sum to 1)"))  # fmt: skip
+        p = _plot(lambda t=target, l=label: vis.plot_slice(study, target=t, target_name=l),
+                  dest / f"slice-{slug}.png", notes, "slice plot")  # fmt: skip
+        if p:
+            figs.append(Figure(p, f"Slice plot: {label} against each parameter"))
+        if len(params) >= 2:
+            p = _plot(lambda t=target, l=label: vis.plot_contour(study, target=t, target_name=l),
+                      dest / f"contour-{slug}.png", notes, "contour plot")  # fmt: skip
+            if p:
+                figs.append(Figure(p, f"Contour of {label} over parameter pairs"))
+    if multi and complete:
+        p = _plot(
+            lambda: vis.plot_pareto_front(study, target_names=metrics), dest / "pareto.png", notes, "Pareto"
+        )
+        if p:
+            figs.append(Figure(p, "Pareto front (red/highlighted = not dominated)"))
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        p = _plot(
+            lambda: vis.plot_intermediate_values(study), dest / "intermediate.png", notes, "intermediate"
+        )
+        if p:
+            figs.append(Figure(p, f"Intermediate {metrics[0]} at each evaluation (what the pruner compared)"))
+    sections.append(Section("Search", figs or [Text("Not enough finished trials to draw the search yet.")]))
+
+    # Cost and pruning.
+    s = pruning_savings(frame, records, n_seeds)
+    saved = s["pruned_full_iterations"] - s["pruned_iterations"]
+    share = saved / s["all_full_iterations"] if s["all_full_iterations"] else math.nan
+    sections.append(Section("Compute saved by pruning", [KeyValues([
+        ("pruned trials", str(states.get("pruned", 0))),
+        ("iterations spent by pruned trials", fmt(s["pruned_iterations"])),
+        ("iterations they would have taken", fmt(s["pruned_full_iterations"])),
+        ("iterations saved", f"{fmt(saved)} ({fmt(100 * share)}% of the sweep run unpruned)"),
+        ("time spent by pruned trials", f"{fmt(s['pruned_seconds'])} s (estimated {fmt(s['pruned_full_seconds'])} s "
+                                        "unpruned, at each trial's own speed)"),
+        ("iterations of the whole sweep", f"{fmt(s['all_iterations'])} of {fmt(s['all_full_iterations'])} unpruned"),
+    ])]))  # fmt: skip
+
+    failed = frame[frame["state"] == "fail"] if len(frame) else frame
+    problems = [f"trial {r.trial}: {r.error}" for r in failed.itertuples()] + notes
+    sections.append(Section("Failures and notes", [Bullets(problems or ["none"])]))
+    sections.append(
+        Section("All trials", [Table(frame.drop(columns=["runs"], errors="ignore"), "trials.csv")])
+    )
+
+    title = f"Sweep {name}"
+    atomic_write_text(dest / "report.md", to_markdown(title, sections, dest))
+    atomic_write_text(dest / "report.html", to_html(title, sections))
+    return dest

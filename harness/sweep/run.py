@@ -1,0 +1,82 @@
+"""Start or continue a sweep: create the study once, raise its target, run local workers, then the report.
+
+Local workers are processes (``harness sweep NAME --join``), not threads: training seeds torch's global RNG,
+so two trainings in one process would disturb each other. Worker ``i`` seeds its sampler with
+``sampler_seed + i``; a worker that joins from elsewhere without ``--index`` uses a number derived from its
+host and pid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+from cyclegan.atomic import atomic_write_json
+from harness.sweep import study as S
+from harness.sweep.spec import SweepSpec, base_config
+from harness.sweep.worker import WorkerOptions, run_worker
+
+
+def default_index() -> int:
+    """A sampler offset for a worker started by hand elsewhere: 1000 + a hash of host and pid."""
+    return 1000 + zlib.crc32(S.worker_id().encode()) % 1_000_000
+
+
+def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -> Path:
+    """experiment.json (docs/RUNSTORE.md) with kind "sweep", so status and report tools find the sweep."""
+    folder = store / spec.name
+    path = folder / "experiment.json"
+    cfg = base_config(spec)
+    record: dict[str, Any] = {
+        "name": spec.name, "question": spec.question, "kind": "sweep", "spec_path": str(spec.path),
+        "command": command, "preset": spec.preset, "base": spec.base, "data": cfg.data.dataset,
+        "control": "default", "arms": {}, "seeds": list(spec.seeds),
+        "budget": {"iterations": cfg.train.max_iters},
+        "metrics": {"primary": spec.metrics[0], "direction": spec.directions[0], "secondary": spec.metrics[1:]},
+        "sweep": spec.to_json(), "storage": storage, "runs": [],
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }  # fmt: skip
+    atomic_write_json(path, record)
+    return path
+
+
+def spawn_workers(
+    name: str, workers: int, *, store: Path, storage: str | None, preset: str | None, sets: list[str],
+    threads: int, wandb: str,
+) -> list[subprocess.Popen]:  # fmt: skip
+    """``workers`` processes joining the study; their output is prefixed by the worker index."""
+    procs = []
+    for i in range(workers):
+        cmd = [sys.executable, "-m", "harness", "sweep", name, "--join", "--index", str(i), "--store", str(store),
+               "--threads", str(threads), "--wandb", wandb]  # fmt: skip
+        if storage:
+            cmd += ["--storage", storage]
+        if preset:
+            cmd += ["--preset", preset]
+        for s in sets:
+            cmd += ["--set", s]
+        procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads)}))
+    return procs
+
+
+def join(
+    spec: SweepSpec, storage_url: str | None, store: Path, index: int, opts: WorkerOptions
+) -> dict[str, int]:
+    """One worker: open the storage, load the study (never create it), work until the target is met."""
+    storage = S.open_storage(storage_url, S.journal_path(store, spec.name))
+    study = S.load_study(spec, storage, S.worker_seed(spec, index))
+    return run_worker(spec, study, opts)
+
+
+def prepare(spec: SweepSpec, storage_url: str | None, store: Path, add: int, command: str) -> tuple[Any, int]:
+    """Create/load the study (before any parallel worker starts) and raise its target by ``add``."""
+    journal = S.journal_path(store, spec.name)
+    storage = S.open_storage(storage_url, journal)
+    study = S.create_or_load(spec, storage, S.worker_seed(spec, 0))
+    write_experiment(spec, store, S.describe_storage(storage_url, journal), command)
+    return study, S.add_to_target(study, add)

@@ -1,0 +1,242 @@
+"""The Optuna side of a sweep: storage, sampler, pruner, the study, and how many trials are still owed.
+
+Storage: a journal file (``runs/<sweep>/queue.journal``) on one machine; PostgreSQL (or another SQL URL) for
+several, with heartbeats so a trial whose worker died is failed and re-queued by a live worker. SQLite is
+refused for parallel workers (its write lock serialises them and concurrent schema creation can crash).
+
+Trial count: the study records a target (user attr ``target_trials``); a worker only starts a trial while the
+trials that count (finished, pruned, running or queued) are below it, and gives back a trial that a race
+pushed past it (failed with user attr ``surplus``). A failed trial does not count, so it is replaced; a
+retried trial counts once because its dead original is FAIL.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from harness.engine import store
+from harness.engine.queue import worker_alive
+from harness.errors import UserError
+from harness.sweep.spec import SweepSpec, base_config
+
+HEARTBEAT_INTERVAL = 20  # seconds between a running trial's heartbeats on SQL storages
+GRACE_PERIOD = 60  # a trial without a heartbeat for this long is failed and re-queued
+MAX_RETRY = 3  # re-queues of one trial (a trial that kills its worker every time must stop somewhere)
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+SURPLUS = "surplus"
+
+
+def journal_path(store: Path, name: str) -> Path:
+    return store / name / "queue.journal"
+
+
+def open_storage(
+    url: str | None,
+    journal: Path,
+    *,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
+    parallel: bool = True,
+) -> optuna.storages.BaseStorage:
+    """A journal file when ``url`` is None, else an RDB storage with heartbeats and stale-trial retry."""
+    if url is None:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(journal))
+        return optuna.storages.JournalStorage(backend)
+    if url.startswith("sqlite") and parallel:
+        raise UserError(
+            f"--storage {url}: SQLite cannot serve parallel workers; use the default journal file on one "
+            "machine or postgresql://user@host/db for several"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRY
+                ),
+            )
+        except ImportError as exc:
+            raise UserError(
+                f"--storage {url}: database driver missing ({exc}); pip install psycopg2-binary"
+            ) from None
+        except Exception as exc:  # sqlalchemy's OperationalError and friends: a bad URL or a server down
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"--storage {url}: cannot open the database: {first}") from None
+
+
+def describe_storage(url: str | None, journal: Path) -> str:
+    """The storage for messages and reports, without a password."""
+    if url is None:
+        return str(journal)
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def worker_seed(spec: SweepSpec, worker_index: int) -> int:
+    """Sampler seed of one worker: two workers with one seed would propose the same trials."""
+    return spec.sampler_seed + worker_index
+
+
+def make_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if spec.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if spec.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 2)))
+        # Optuna 5: multivariate TPE with the constant liar is the default, which is what parallel workers need.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, spec.trials // 3)))
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """Pruning needs one objective: Optuna's pruners compare one intermediate value per step."""
+    opts = dict(spec.pruner_options)
+    if spec.multi_objective or spec.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(**opts)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(**opts)
+    return optuna.pruners.ThresholdPruner(**opts)
+
+
+def study_name(spec: SweepSpec) -> str:
+    return spec.name
+
+
+def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
+    """Create the study once (before any parallel worker starts), or load it; refuse a changed objective."""
+    sampler, pruner = make_sampler(spec, seed), make_pruner(spec)
+    study = optuna.create_study(
+        storage=storage, study_name=study_name(spec), sampler=sampler, pruner=pruner,
+        directions=spec.directions, load_if_exists=True,
+    )  # fmt: skip
+    recorded = study.user_attrs.get("spec")
+    mine = {**spec.to_json(), "base_config": base_config(spec).digest()}
+    if recorded is None:
+        study.set_user_attr("spec", mine)
+    else:
+        for key, what in (
+            ("params", "search space"),
+            ("objectives", "objectives"),
+            ("base_config", "base config"),
+        ):
+            if recorded.get(key) != mine[key]:
+                raise UserError(
+                    f"{spec.path}: the {what} differs from the study '{spec.name}' already in the storage "
+                    "(--preset/--set/spec changed); rename the sweep (name = ...) or use another --store/--storage"
+                )
+    return study
+
+
+def load_study(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
+    """A worker joins an existing study (created by ``harness sweep``); it never creates one."""
+    try:
+        return optuna.load_study(
+            study_name=study_name(spec),
+            storage=storage,
+            sampler=make_sampler(spec, seed),
+            pruner=make_pruner(spec),
+        )
+    except KeyError:
+        raise UserError(
+            f"no study '{spec.name}' in the storage; start it with `harness sweep {spec.name} --storage ...`"
+        ) from None
+
+
+def counted(trials: list[FrozenTrial]) -> int:
+    """Finished or pruned trials: what the target counts."""
+    return sum(t.state in COUNTED for t in trials)
+
+
+def live(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials that hold a slot of the target (surplus ones never do)."""
+    return [t for t in trials if t.state in LIVE and not t.user_attrs.get(SURPLUS)]
+
+
+def target(study: optuna.Study) -> int:
+    return int(study.user_attrs.get("target_trials", 0))
+
+
+def add_to_target(study: optuna.Study, n: int) -> int:
+    """Running ``harness sweep`` again adds ``n`` trials to those finished or pruned now."""
+    new = counted(study.get_trials(deepcopy=False)) + n
+    study.set_user_attr("target_trials", new)
+    return new
+
+
+def is_surplus(study: optuna.Study, number: int) -> bool:
+    """True when the trials before ``number`` already fill the target (a race between two workers)."""
+    before = [t for t in live(study.get_trials(deepcopy=False)) if t.number < number]
+    return len(before) >= target(study)
+
+
+def worker_id() -> str:
+    return store.worker_id()
+
+
+def fail_dead(study: optuna.Study) -> list[int]:
+    """Fail and re-queue trials whose worker is gone: heartbeats on SQL, the worker's pid on a journal file."""
+    storage = study._storage  # noqa: SLF001 - Optuna exposes no public accessor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if isinstance(storage, optuna.storages.RDBStorage):
+            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            optuna.storages.fail_stale_trials(study)
+            now = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            return sorted(before - now)
+        failed = []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = t.user_attrs.get("worker")
+            if worker and not worker_alive(worker, t.user_attrs.get("heartbeat")):
+                try:
+                    study.tell(t.number, state=TrialState.FAIL)
+                except (RuntimeError, ValueError):
+                    continue  # another worker got there first
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, t)
+                failed.append(t.number)
+        return failed
+
+
+def unit_number(trial: optuna.trial.BaseTrial) -> int:
+    """The trial's first number: a retried trial keeps its run folders (and resumes their checkpoints)."""
+    return int(trial.user_attrs.get("unit", trial.number))
+
+
+def params_to_overrides(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """Sampled values -> dotted overrides, one value setting every key tied to it."""
+    out: dict[str, Any] = {}
+    for p in spec.params:
+        if p.key in params:
+            for k in p.keys:
+                out[k] = params[p.key]
+    return out
+
+
+def suggest(spec: SweepSpec, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """Ask the trial for every parameter of the search space; returns Optuna's params (one per Param)."""
+    values: dict[str, Any] = {}
+    for p in spec.params:
+        if p.type == "categorical":
+            values[p.key] = trial.suggest_categorical(p.key, list(p.choices))
+        elif p.type == "int":
+            values[p.key] = trial.suggest_int(
+                p.key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log
+            )
+        else:
+            values[p.key] = trial.suggest_float(p.key, float(p.low), float(p.high), step=p.step, log=p.log)
+    return values
