@@ -398,6 +398,26 @@ def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
     assert not (tmp_path / "rep").exists()  # no partial output
 
 
+def test_sweep_and_broken_experiment_json_are_user_errors(tmp_path) -> None:
+    from harness.errors import UserError
+
+    store = make_store(tmp_path / "runs")
+    path = store / "ablate-pool" / "experiment.json"
+    exp = json.loads(path.read_text())
+    path.write_text(json.dumps({**exp, "kind": "sweep"}))
+    with pytest.raises(UserError, match="kind is 'sweep'"):
+        build_report(store, "ablate-pool", tmp_path / "rep")
+    path.write_text(json.dumps({**exp, "control": "nope"}))
+    with pytest.raises(UserError, match="control 'nope' is not one of the arms: pool50, pool0, idt0"):
+        build_report(store, "ablate-pool", tmp_path / "rep")
+    path.write_text("{")
+    with pytest.raises(UserError, match="experiment.json: cannot read"):
+        build_report(store, "ablate-pool", tmp_path / "rep")
+    with pytest.raises(UserError, match="not a plain folder name"):
+        build_report(store, "../ablate-pool", tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()
+
+
 def test_partial_store_without_any_done_run(tmp_path) -> None:
     """Right after `harness run` writes experiment.json: every run missing, the report still builds."""
     store = make_store(tmp_path / "runs")

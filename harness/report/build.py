@@ -248,10 +248,12 @@ def _curves(store: Store, an: Analysis, out: Path) -> Section:
                 loss, "Training losses from metrics.jsonl: mean over seeds (line), min-max over seeds (band)."
             )
         )
-    panels = {m: (m,) for m in an.metrics if m in store.evals.columns}
+    panels = {m: (m,) for m in an.headline if m in store.evals.columns}  # the spec's declared metrics
     ev = plots.curves(store.evals, panels, store.arms, out / "eval_curves.png")
     if ev:
-        blocks.append(Figure(ev, "Evaluation metrics over iterations: mean over seeds, min-max band."))
+        blocks.append(
+            Figure(ev, "Declared metrics over iterations (every eval record): mean over seeds, min-max band.")
+        )
     if not blocks:
         blocks.append(Text("No metrics.jsonl records yet."))
     return Section("Training curves", blocks)

@@ -144,6 +144,11 @@ def read_experiment(folder: Path) -> dict[str, Any]:
         exp = _read_json(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read ({exc})") from None
+    if exp.get("kind") == "sweep":
+        raise UserError(
+            f"{path}: kind is 'sweep'; `harness report` compares the arms of an ablation with its "
+            "control, and a sweep has neither (its report comes from the sweep tooling)"
+        )
     for key in ("name", "control", "arms", "metrics", "seeds"):
         if key not in exp:
             raise UserError(
