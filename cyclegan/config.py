@@ -92,6 +92,9 @@ class TrainConfig:
     )
     fast: bool = _knob(True, "use the fast train step (same maths; see harness bench)")
     compile: bool = _knob(False, "torch.compile the networks in the fast step")
+    amp: Literal["none", "bf16"] = _knob(
+        "none", "bf16 autocast (with channels-last) in the fast step; CUDA only, losses not bit-equal to fp32"
+    )
     device: str = _knob("auto", "'auto', 'cpu' or 'cuda[:N]'")
     threads: int = _knob(0, "torch CPU threads (0 = torch's default)", lo=0, hi=1024)
     log_every: int = _knob(50, "iterations between loss records", lo=1, hi=10**9)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from cyclegan.config import ConfigError
 from cyclegan.model import LOSS_NAMES, CycleGAN
 
 Batch = dict[str, torch.Tensor]
@@ -44,11 +45,21 @@ def fallback_reason(model: CycleGAN) -> str | None:
     return None
 
 
+CHANNELS_LAST_CPU = False  # decided by measurement, see docs/bench.md
+
+
+def channels_last_default(device: torch.device, amp: str) -> bool:
+    """Channels-last where it pays: with bf16 on CUDA (tensor-core convs want NHWC); on CPU as measured."""
+    if device.type == "cuda":
+        return amp == "bf16"
+    return CHANNELS_LAST_CPU
+
+
 class FastStep:
     """A callable ``batch -> {loss name: detached tensor}`` with the keys and order of ``train_step``.
 
-    ``channels_last`` and ``amp`` default to the config (``train.channels_last``, ``train.amp``) when it has
-    them; ``compile`` defaults to ``train.compile``. With compile, ``compile_seconds`` is the first call's
+    ``amp`` and ``compile`` default to ``train.amp`` and ``train.compile``; ``channels_last`` to
+    ``channels_last_default``. With compile, ``compile_seconds`` is the first call's
     time (tracing and code generation for both phases, forward and backward), to report apart.
     """
 
@@ -62,17 +73,17 @@ class FastStep:
     ) -> None:
         self.model = model
         t = model.cfg.train
-        self.channels_last = bool(
-            getattr(t, "channels_last", False) if channels_last is None else channels_last
+        self.amp = t.amp if amp is None else amp
+        self.channels_last = (
+            channels_last_default(model.device, self.amp) if channels_last is None else channels_last
         )
-        self.amp = str(getattr(t, "amp", "none") if amp is None else amp)
         self.compile = bool(t.compile if compile is None else compile)
         self.compile_seconds = 0.0
         self.fallback = fallback_reason(model)
         if self.amp not in ("none", "bf16"):
-            raise ValueError(f"unknown amp mode '{self.amp}'; valid: none, bf16")
+            raise ConfigError(f"bad value '{self.amp}' for 'train.amp': expected one of 'none', 'bf16'")
         if self.amp != "none" and model.device.type != "cuda":
-            raise ValueError("train.amp=bf16 needs a CUDA device; use train.amp=none on CPU")
+            raise ConfigError("train.amp=bf16 needs a CUDA device (train.device); use train.amp=none on CPU")
         self._D_params = [p for D in (model.D_A, model.D_B) for p in D.parameters()]
         if self.fallback is not None:
             return  # the plain step, untouched
@@ -181,4 +192,4 @@ class FastStep:
         return contextlib.nullcontext()
 
 
-__all__ = ["FastStep", "fallback_reason"]
+__all__ = ["FastStep", "channels_last_default", "fallback_reason"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.config import resolve
+from cyclegan.config import ConfigError, resolve
 from cyclegan.fast import FastStep
 from cyclegan.model import CycleGAN
 from cyclegan.train import make_step
@@ -149,5 +149,5 @@ def test_fast_step_fuses_adam_and_keeps_grad_flags() -> None:
 
 
 def test_bf16_needs_cuda() -> None:
-    with pytest.raises(ValueError, match="needs a CUDA device"):
-        FastStep(CycleGAN(resolve("smoke")), amp="bf16")
+    with pytest.raises(ConfigError, match="train.amp=bf16 needs a CUDA device"):
+        FastStep(CycleGAN(resolve("smoke", {"train.amp": "bf16"})))
