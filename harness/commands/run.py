@@ -68,6 +68,7 @@ def run(
     reports: Annotated[
         Path, typer.Option("--reports", help="Where the comparison report is written.")
     ] = Path("reports"),
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip building the report at the end.")] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     options = runner.RunOptions(store, workers, storage, _mode(wandb), retry_failed, True, reports)
@@ -104,7 +105,10 @@ def run(
     for r in rows:
         if r["state"] == "failed":
             _say(f"  failed {r['run']}: {r['note']}")
-    _report(plan, options, c["done"] == len(rows))
+    if no_report:
+        _say(f"runs are in {plan.folder}")
+    else:
+        _report(plan, options, c["done"] == len(rows))
     if c["done"] != len(rows):
         raise typer.Exit(1)
 
@@ -223,8 +227,11 @@ def worker(
         threads=threads,
         evaluate=not no_eval,
     )
-    code = main_guard(lambda: work(queue, options) and 0)
-    raise typer.Exit(code)
+    def pull() -> int:
+        work(queue, options)
+        return 0
+
+    raise typer.Exit(main_guard(pull))
 
 
 @app.command("list")

@@ -136,7 +136,11 @@ def estimate(plan: Plan, workers: int, todo: list[Unit]) -> tuple[float | None, 
 
 
 def worker_threads(workers: int) -> int:
+    """The cores split between the workers; an explicit OMP_NUM_THREADS caps the cores the run may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    if cap.isdigit() and int(cap) > 0:
+        cores = min(cores, int(cap))
     return max(1, cores // max(1, workers))
 
 

@@ -228,6 +228,8 @@ def work(
     while True:
         claim = queue.claim(worker)
         if claim is None:
+            if queue.reap():  # a unit of a dead worker: resume it here rather than leave it
+                continue
             return trained
         unit = Unit.from_attrs(claim.attrs, options.store)
         options.log(f"start  {unit.key}")
