@@ -85,6 +85,12 @@ def sweep(
         int, typer.Option("--threads", help="Torch threads per worker (0 = cores / workers).")
     ] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the report at the end.")] = False,
+    heartbeat: Annotated[
+        int, typer.Option("--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats.")
+    ] = 20,
+    grace: Annotated[
+        int, typer.Option("--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued.")
+    ] = 60,
 ) -> None:
     """Search the spec's space with Optuna (TPE by default), prune weak trials, then write reports/NAME/."""
     from harness.engine.runner import worker_threads
@@ -93,8 +99,8 @@ def sweep(
     from harness.sweep.spec import find_spec, load_spec
     from harness.sweep.worker import WorkerOptions
 
-    if workers < 1:
-        raise UserError(f"--workers {workers}: expected at least 1")
+    if workers < 0:
+        raise UserError(f"--workers {workers}: expected 0 (only create the study) or more")
     if trials is not None and trials < 0:
         raise UserError(f"--trials {trials}: expected 0 or more")
     spec = load_spec(find_spec(name))
@@ -106,7 +112,7 @@ def sweep(
     opts = WorkerOptions(store=store, threads=threads, wandb_mode=mode, log=lambda m: typer.echo(m, err=True))
     if join:
         i = R.default_index() if index is None else index
-        done = R.join(spec, storage, store, i, WorkerOptions(
+        done = R.join(spec, storage, store, i, (heartbeat, grace), WorkerOptions(
             store=store, threads=threads, wandb_mode=mode,
             log=lambda m: typer.echo(f"[worker {i}] {m}", err=True),
         ))  # fmt: skip
@@ -118,12 +124,15 @@ def sweep(
     study, target = R.prepare(spec, storage, store, spec.trials if trials is None else trials, command)
     where = S.describe_storage(storage, S.journal_path(store, spec.name))
     typer.echo(f"sweep {spec.name}: target {target} finished or pruned trials; storage {where}")
+    if workers == 0:
+        typer.echo(f"study ready; start workers with: harness sweep {name} --join --storage ...")
+        return
     if workers == 1:
-        R.join(spec, storage, store, 0, opts)
+        R.join(spec, storage, store, 0, (heartbeat, grace), opts)
     else:
         procs = R.spawn_workers(
             str(spec.path), workers, store=store, storage=storage, preset=preset, sets=set_ or [], threads=threads,
-            wandb=mode,
+            wandb=mode, heartbeat=(heartbeat, grace),
         )  # fmt: skip
         codes = [p.wait() for p in procs]
         if any(codes):
@@ -136,6 +145,9 @@ def sweep(
     if not no_report:
         from harness.sweep.report import build_sweep_report
 
+        from harness.sweep.snapshot import write_snapshot
+
+        write_snapshot(store / spec.name, study)
         folder = build_sweep_report(store, spec.name, out, storage=storage)
         typer.echo(f"report: {folder / 'report.md'}")
         typer.echo(f"html:   {folder / 'report.html'}")

@@ -47,13 +47,14 @@ def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -
 
 def spawn_workers(
     name: str, workers: int, *, store: Path, storage: str | None, preset: str | None, sets: list[str],
-    threads: int, wandb: str,
+    threads: int, wandb: str, heartbeat: tuple[int, int],
 ) -> list[subprocess.Popen]:  # fmt: skip
     """``workers`` processes joining the study; their output is prefixed by the worker index."""
     procs = []
     for i in range(workers):
         cmd = [sys.executable, "-m", "harness", "sweep", name, "--join", "--index", str(i), "--store", str(store),
-               "--threads", str(threads), "--wandb", wandb]  # fmt: skip
+               "--threads", str(threads), "--wandb", wandb, "--heartbeat", str(heartbeat[0]),
+               "--grace", str(heartbeat[1])]  # fmt: skip
         if storage:
             cmd += ["--storage", storage]
         if preset:
@@ -65,10 +66,18 @@ def spawn_workers(
 
 
 def join(
-    spec: SweepSpec, storage_url: str | None, store: Path, index: int, opts: WorkerOptions
+    spec: SweepSpec,
+    storage_url: str | None,
+    store: Path,
+    index: int,
+    heartbeat: tuple[int, int],
+    opts: WorkerOptions,
 ) -> dict[str, int]:
-    """One worker: open the storage, load the study (never create it), work until the target is met."""
-    storage = S.open_storage(storage_url, S.journal_path(store, spec.name))
+    """One worker: open the storage, load the study (never create it), work until the target is met.
+    ``heartbeat`` = (interval, grace period) in seconds, used by SQL storages."""
+    storage = S.open_storage(
+        storage_url, S.journal_path(store, spec.name), heartbeat_interval=heartbeat[0], grace_period=heartbeat[1]
+    )
     study = S.load_study(spec, storage, S.worker_seed(spec, index))
     return run_worker(spec, study, opts)
 

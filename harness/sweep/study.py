@@ -36,6 +36,17 @@ def journal_path(store: Path, name: str) -> Path:
     return store / name / "queue.journal"
 
 
+def sql_url(url: str) -> str:
+    """``postgresql://`` with the installed driver: SQLAlchemy 2.1 means psycopg 3 by it, we ship psycopg2."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def open_storage(
     url: str | None,
     journal: Path,
@@ -58,7 +69,7 @@ def open_storage(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             return optuna.storages.RDBStorage(
-                url,
+                sql_url(url),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
