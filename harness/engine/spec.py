@@ -222,12 +222,12 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate one ablation spec; every problem is a ``UserError`` naming the file and key."""
     path = Path(path)
     raw = read_toml(path)
-    unknown = [k for k in raw if k not in TOP_KEYS]
-    if unknown:
-        raise UserError(f"{path}: unknown key '{unknown[0]}'; valid: {', '.join(TOP_KEYS)}")
     kind = _expect(path, "kind", raw.get("kind", "ablation"), str, "'ablation'")
     if kind != "ablation":
         raise UserError(f"{path}: kind: '{kind}' specs run with `harness {kind}`, not `harness run`")
+    unknown = [k for k in raw if k not in TOP_KEYS]
+    if unknown:
+        raise UserError(f"{path}: unknown key '{unknown[0]}'; valid: {', '.join(TOP_KEYS)}")
     name = _expect(path, "name", raw.get("name", path.stem), str, "a string")
     if not safe_name(name):
         raise UserError(f"{path}: name: '{name}' is not a safe folder name (letters, digits, _ . -)")

@@ -1,0 +1,181 @@
+"""Experiment specs: shipped specs load; a bad spec is one line naming the file and key, exit 2, no files."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.engine import load_spec
+from harness.engine.directions import dataset_names
+from harness.engine.plan import build_plan
+from harness.engine.queue import Queue
+from harness.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = ROOT / ".venv" / "bin" / "harness"
+
+GOOD = """
+name = "t"
+question = "Does the pool matter?"
+preset = "smoke"
+control = "a"
+seeds = 2
+{extra}
+
+[arms.a]
+"train.pool_size" = 4
+
+[arms.b]
+"train.pool_size" = 0
+"""
+
+BAD = {
+    "unknown-key": (GOOD.format(extra="poolsize = 3"), "unknown key 'poolsize'"),
+    "wrong-type": (
+        GOOD.format(extra="").replace("seeds = 2", 'seeds = "two"'),
+        "seeds: expected an integer N or a list",
+    ),
+    "wrong-type-question": (
+        GOOD.format(extra="").replace('question = "Does the pool matter?"', "question = 3"),
+        "question:",
+    ),
+    "arm-key": (
+        GOOD.format(extra="").replace('[arms.b]\n"train.pool_size"', '[arms.b]\n"train.poolsize"'),
+        "arms.b: unknown config key 'train.poolsize'; valid keys in 'train': seed, batch_size, pool_size",
+    ),
+    "arm-value": (
+        GOOD.format(extra="").replace('"train.pool_size" = 0', '"train.pool_size" = -1'),
+        "arms.b: bad value",
+    ),
+    "no-control": (GOOD.format(extra="").replace('control = "a"', ""), "control: missing"),
+    "control-not-arm": (
+        GOOD.format(extra="").replace('control = "a"', 'control = "c"'),
+        "control: 'c' is not an arm",
+    ),
+    "duplicate-arm": (
+        GOOD.format(extra="") + '\n[arms.a]\n"train.pool_size" = 1\n',
+        "Cannot declare ('arms', 'a') twice",
+    ),
+    "empty-seeds": (
+        GOOD.format(extra="").replace("seeds = 2", "seeds = []"),
+        "seeds: the seed list is empty",
+    ),
+    "missing-data": (
+        GOOD.format(extra='data = "no/such/folder"'),
+        "data: folder not found: 'no/such/folder'",
+    ),
+    "slash-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."x/y"]'), "arms.x/y: unsafe arm name"),
+    "dotdot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."a..b"]'), "arms.a..b: unsafe arm name"),
+    "leading-dot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms.".hidden"]'), "unsafe arm name"),
+    "seed-override": (
+        GOOD.format(extra="").replace('"train.pool_size" = 0', '"train.seed" = 1'),
+        "train.seed",
+    ),
+    "bad-metric": (GOOD.format(extra='[metrics]\nprimary = "nope"'), "metrics.primary: 'nope'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_spec_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    text, expected = BAD[case]
+    spec = tmp_path / f"{case}.toml"
+    spec.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["harness", "run", str(spec), "--wandb", "disabled"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {spec}: "), err
+    assert expected in err, err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("case", ["duplicate-arm", "arm-key"])
+def test_bad_spec_through_the_installed_script(case, tmp_path):
+    text, expected = BAD[case]
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    out = subprocess.run([str(HARNESS), "run", str(spec)], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stdout == ""
+    assert (
+        out.stderr.count("\n") == 1 and out.stderr.startswith(f"error: {spec}: ") and expected in out.stderr
+    )
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
+
+
+def test_set_may_not_erase_an_arm_difference(tmp_path):
+    spec = tmp_path / "t.toml"
+    spec.write_text(GOOD.format(extra=""))
+    with pytest.raises(UserError, match="--set train.pool_size: arm 'a'"):
+        build_plan(load_spec(spec), tmp_path / "runs", sets={"train.pool_size": "3"})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_specs_load_with_a_question(path):
+    kind = "sweep" if 'kind = "sweep"' in path.read_text() else "ablation"
+    if kind == "sweep":
+        with pytest.raises(UserError, match="harness sweep"):
+            load_spec(path)
+        return
+    spec = load_spec(path)
+    assert spec.question.endswith("?") and spec.control in spec.arms and spec.seeds == [0, 1, 2, 3, 4]
+    plan = build_plan(spec, Path("runs"))
+    assert len({u.key for u in plan.units}) == len(spec.arms) * 5  # every arm resolves to a distinct config
+
+
+def test_plan_precedence_seeds_and_hash_in_the_folder_name(tmp_path):
+    spec_path = tmp_path / "t.toml"
+    spec_path.write_text(GOOD.format(extra='iterations = 7\n[base]\n"loss.lambda_identity" = 0.0'))
+    plan = build_plan(load_spec(spec_path), tmp_path / "runs", sets={"train.log_every": "3"})
+    assert [(u.arm, u.seed) for u in plan.units] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    u = plan.units[0]
+    assert u.cfg.train.max_iters == 7 and u.cfg.loss.lambda_identity == 0.0 and u.cfg.train.log_every == 3
+    assert u.cfg.train.pool_size == 4 and u.cfg.model.ngf == 4  # arm over preset (smoke)
+    assert u.key == f"a-s0-{u.cfg.digest()}" and u.run_dir == tmp_path / "runs" / "t" / u.key
+    # A changed spec that changes a resolved config is a new run folder, never the old result.
+    spec_path.write_text(GOOD.format(extra="iterations = 8"))
+    again = build_plan(load_spec(spec_path), tmp_path / "runs")
+    assert again.units[0].key != u.key
+
+
+def test_btoa_metrics_are_recorded_under_original_domain_names():
+    raw = {"translation_AtoB": 0.9, "kid_BtoA_std": 0.1, "cycle_l1_A": 0.2, "zebra.stripe_AtoB": 0.7, "x": 1}
+    assert dataset_names(raw, "AtoB") == raw
+    assert dataset_names(raw, "BtoA") == {
+        "translation_BtoA": 0.9,
+        "kid_AtoB_std": 0.1,
+        "cycle_l1_B": 0.2,
+        "zebra.stripe_AtoB": 0.7,  # task metrics already use the data set's directions
+        "x": 1,
+    }
+
+
+def test_queue_requeues_a_unit_whose_worker_died(tmp_path):
+    spec = tmp_path / "t.toml"
+    spec.write_text(GOOD.format(extra=""))
+    plan = build_plan(load_spec(spec), tmp_path / "runs")
+    queue = Queue("t", None, plan.folder)
+    state = queue.sync(plan.units, done=set())
+    assert len(state["queued"]) == 4
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    claim = queue.claim(f"{socket.gethostname()}:{int(dead.stdout)}")
+    assert claim is not None and claim.attrs["unit"] == plan.units[0].key
+    alive = queue.claim(f"{socket.gethostname()}:{os.getpid()}")
+    assert alive is not None
+    state = Queue("t", None, plan.folder).sync(plan.units, done={plan.units[3].key})
+    assert state["running"] == [plan.units[1].key]  # this process is alive: its claim stands
+    assert sorted(state["queued"]) == sorted(u.key for u in plan.units[:3] if u is not plan.units[1])
+    assert state["done"] == [plan.units[3].key]
+    keys = []
+    while (c := queue.claim("h:1")) is not None:
+        keys.append(c.attrs["unit"])
+    assert sorted(keys) == sorted([plan.units[0].key, plan.units[2].key, plan.units[3].key])
