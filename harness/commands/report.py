@@ -28,8 +28,12 @@ def report(
 ) -> None:
     """Write report.md, report.html (self-contained), runs.csv and figures; works on partial stores too."""
     from harness.report import build_report
+    from harness.sweep.report import build_sweep_report, is_sweep
 
-    folder = build_report(store, name, out, min_effect=min_effect)
+    if is_sweep(store, name):  # a sweep's report: trials, importances, recommendation (harness/sweep/report.py)
+        folder = build_sweep_report(store, name, out)
+    else:
+        folder = build_report(store, name, out, min_effect=min_effect)
     typer.echo(f"report: {folder / 'report.md'}")
     typer.echo(f"html:   {folder / 'report.html'}")
     typer.echo(f"index:  {Path(out) / 'index.md'}")

@@ -50,6 +50,11 @@ def _storage_study(folder: Path, name: str, storage: str | None) -> optuna.Study
         return None
 
 
+def is_sweep(store: Path, name: str) -> bool:
+    """True when runs/<name>/experiment.json says kind "sweep" (``harness report`` dispatches on it)."""
+    return (engine_store.read_json(Path(store) / name / "experiment.json") or {}).get("kind") == "sweep"
+
+
 def load(store: Path, name: str, storage: str | None = None) -> tuple[dict, optuna.Study, dict]:
     """experiment.json, the study (refreshing the snapshot when the storage is reachable) and its trial records."""
     folder = Path(store) / name

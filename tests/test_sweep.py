@@ -1,0 +1,174 @@
+"""Sweeps end to end at the smoke preset: workers on the journal file, pruning, resume, report; spec errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from harness.cli import _register, app
+from harness.errors import UserError
+from harness.sweep.spec import load_spec, parse_spec
+from harness.sweep.study import open_storage, params_to_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+LAMBDA = ROOT / "experiments" / "sweep-lambda.toml"
+PRUNE_ALL = """
+name = "prune-all"
+kind = "sweep"
+preset = "smoke"
+data = "synth:seasons"
+seeds = [0]
+[sweep]
+trials = 2
+pruner = "threshold"
+pruner_options = { upper = -1.0 }  # an L1 distance is never below 0: every trial is pruned at its first eval
+[params."loss.lambda_identity"]
+type = "categorical"
+choices = [0.0, 0.5]
+[[objectives]]
+metric = "seasons.l1_AtoB"
+direction = "minimize"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    _register()
+
+
+def _study(store: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(None, store / name / "queue.journal"))
+
+
+def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
+    """The shipped spec at the smoke preset: 6 trials over 2 worker processes, then 2 confirmation seeds."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "harness", "sweep", "lambda", "--preset", "smoke", "--trials", "6", "--workers", "2",
+           "--threads", "1", "--confirm", "2"]  # fmt: skip
+    # The spec is found by name in ./experiments: run from the repository's copy of it.
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "sweep-lambda.toml").write_text(LAMBDA.read_text())
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = _study(tmp_path / "runs", "sweep-lambda")
+    trials = study.get_trials()
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(counted) == 6
+    assert {t.user_attrs["worker"] for t in counted} == {w for w in {t.user_attrs["worker"] for t in counted}}
+    assert len({t.user_attrs["worker"] for t in counted}) == 2  # both workers took trials
+    for t in counted:  # the tie: one sampled lambda sets both cycle weights
+        assert 1.0 <= t.params["loss.lambda_A"] <= 30.0 and 0.0 <= t.params["loss.lambda_identity"] <= 1.0
+        (run_dir,) = (tmp_path / "runs" / "sweep-lambda").glob(f"trial-{t.number}-s0-*")
+        cfg = json.loads((run_dir / "config.json").read_text())
+        assert cfg["loss"]["lambda_A"] == cfg["loss"]["lambda_B"] == pytest.approx(t.params["loss.lambda_A"])
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == ("done" if t.state == TrialState.COMPLETE else "pruned")
+        if t.state == TrialState.COMPLETE:
+            assert t.value == pytest.approx(summary["metrics"]["seasons.l1_AtoB"])
+    best = study.best_trial
+    report = tmp_path / "reports" / "sweep-lambda"
+    for name in ("report.md", "report.html", "trials.csv", "runs.csv", "history-seasons.l1_AtoB.png"):
+        assert (report / name).is_file(), name
+    md = (report / "report.md").read_text()
+    assert f"Best trial: {best.number} with seasons.l1\\_AtoB = " in md
+    assert "--set loss.lambda_A=" in md and "loss.lambda_B=" in md and "loss.lambda_identity=" in md
+    assert "Best config vs default re-run with the same fresh seeds" in md and "| seasons.l1\\_AtoB | minimize | 2 / 2 |" in md
+    assert "data:image/png;base64," in (report / "report.html").read_text()
+    rows = list(csv.DictReader((report / "trials.csv").open()))
+    assert len(rows) == 6 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    confirm = json.loads((tmp_path / "runs" / "sweep-lambda" / "confirm.json").read_text())
+    assert confirm["seeds"] == [1, 2] and confirm["best_trial"] == best.number
+    for arm, runs in confirm["runs"].items():
+        for run in runs:
+            cfg = json.loads((tmp_path / "runs" / "sweep-lambda" / run / "config.json").read_text())
+            expect = 10.0 if arm == "confirm-default" else best.params["loss.lambda_A"]
+            assert cfg["loss"]["lambda_A"] == pytest.approx(expect)
+
+    # Running it again adds trials to the same study (an increment over what is finished or pruned).
+    more = [sys.executable, "-m", "harness", "sweep", "lambda", "--preset", "smoke", "--trials", "1", "--threads", "1",
+            "--confirm", "0", "--no-report"]  # fmt: skip
+    proc = subprocess.run(more, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "target 7 finished or pruned trials" in proc.stdout
+    trials = _study(tmp_path / "runs", "sweep-lambda").get_trials()
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 7
+
+
+def test_pruner_prunes_and_marks_the_run(tmp_path):
+    spec = tmp_path / "sweep-prune.toml"
+    spec.write_text(PRUNE_ALL)
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--threads", "1", "--wandb", "disabled", "--no-report"])
+    assert result.exit_code == 0, result.output
+    trials = _study(tmp_path / "runs", "prune-all").get_trials()
+    assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
+    for t in trials:
+        assert t.user_attrs["pruned_at"] == {"seed": 0, "iteration": 6}
+        assert list(t.intermediate_values) == [6]  # reported at the first eval, pruned there
+        (run_dir,) = (tmp_path / "runs" / "prune-all").glob(f"trial-{t.number}-s0-*")
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "pruned"
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "pruned"
+    # The report rebuilds from the store (and says what pruning saved).
+    result = CliRunner().invoke(app, ["report", "prune-all"])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "reports" / "prune-all" / "report.md").read_text()
+    assert "0 finished, 2 pruned" in md and "iterations saved:** 12 (50% of the sweep run unpruned)" in md
+
+
+def test_shipped_specs_parse():
+    spec = load_spec(LAMBDA)
+    assert spec.sampler == "tpe" and spec.pruner == "median" and spec.metrics == ["seasons.l1_AtoB"]
+    assert params_to_overrides(spec, {"loss.lambda_A": 3.0, "loss.lambda_identity": 0.1}) == {
+        "loss.lambda_A": 3.0, "loss.lambda_B": 3.0, "loss.lambda_identity": 0.1}  # fmt: skip
+    pareto = load_spec(ROOT / "experiments" / "sweep-lambda-pareto.toml")
+    assert pareto.multi_objective and pareto.pruner == "none" and pareto.directions == ["maximize", "minimize"]
+    assert pareto.params[0].tie == ("loss.lambda_B",)  # same_as folds into the source parameter
+
+
+BASE = {"kind": "sweep", "preset": "smoke", "data": "synth:seasons",
+        "params": {"loss.lambda_A": {"low": 1.0, "high": 30.0, "log": True}},
+        "objectives": [{"metric": "seasons.l1_AtoB", "direction": "minimize"}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"params": {"loss.lambda_X": {"low": 1, "high": 2}}}, "'params.loss.lambda_X': unknown config key"),
+        ({"params": {"loss.lambda_A": {"low": 0.0, "high": 2.0, "log": True}}}, "'params.loss.lambda_A.low'"),
+        ({"params": {"loss.lambda_A": {"low": 1, "high": 2000}}}, "'params.loss.lambda_A': bad value 2000"),
+        ({"params": {"loss.lambda_B": {"same_as": "loss.lambda_Q"}, **BASE["params"]}}, "'params.loss.lambda_B.same_as'"),
+        ({"objectives": [{"metric": "zebra.stripe_AtoB"}]}, "'objectives[0].metric': unknown metric 'zebra.stripe_AtoB'"),
+        ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "'objectives[0].direction'"),
+        ({"sweep": {"pruner": "asha"}}, "'sweep.pruner': bad value 'asha'"),
+        ({"sweep": {"pruner_options": {"lower": 1}}}, "'sweep.pruner_options.lower': not an option of the median"),
+        ({"base": {"loss.lambda_A": 5}}, "'base.loss.lambda_A': 'loss.lambda_A' is swept"),
+        ({"kind": "ablation"}, "'kind': expected \"sweep\""),
+        ({"trials": 3}, "'trials': unknown key"),
+    ],
+)
+def test_spec_errors_name_file_and_key(change, message):
+    with pytest.raises(UserError) as err:
+        parse_spec({**BASE, **change}, Path("experiments/sweep-bad.toml"))
+    text = str(err.value)
+    assert text.startswith("experiments/sweep-bad.toml: ") and message in text and "\n" not in text
+
+
+def test_bad_spec_is_one_line_exit_2(tmp_path):
+    (tmp_path / "sweep-bad.toml").write_text(LAMBDA.read_text().replace('sampler = "tpe"', 'sampler = "grid"'))
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(tmp_path / "sweep-bad.toml")],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "'sweep.sampler': bad value 'grid'" in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written before the error
