@@ -300,3 +300,18 @@ def test_cli_eval_json(data_root: Path, tmp_path: Path) -> None:
     assert set(out["metrics"]) == set(metric_names("synth:zebra"))
     assert out["reference_points"]["oracle"]["zebra.stripe_AtoB"] == pytest.approx(1.0)
     assert (tmp_path / "g.png").is_file()
+
+
+def test_evaluator_on_a_folder_data_set(tmp_path: Path) -> None:
+    from tests.conftest import make_folder_dataset
+
+    root = make_folder_dataset(tmp_path / "ds", n=12, size=20)
+    cfg = resolve("smoke", {"data.dataset": str(root), "eval.n_test": 10})
+    ev = Evaluator(cfg)
+    assert ev.task is None and len(ev.test_A) == 10
+    assert ev.classifier_accuracy >= 0.95  # reddish vs bluish noise
+    refs = ev.reference_points()
+    assert refs["oracle"] is None and refs["do_nothing"]["translation_AtoB"] <= 0.05
+    metrics = ev(CycleGAN(cfg))
+    assert set(metrics) == set(metric_names(str(root)))
+    assert list((root / ".harness-cache").glob("classifier-*.pt"))
