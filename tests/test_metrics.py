@@ -315,3 +315,20 @@ def test_evaluator_on_a_folder_data_set(tmp_path: Path) -> None:
     metrics = ev(CycleGAN(cfg))
     assert set(metrics) == set(metric_names(str(root)))
     assert list((root / ".harness-cache").glob("classifier-*.pt"))
+
+
+def test_fid_known_answer_and_inception_loads_a_users_file(tmp_path: Path) -> None:
+    from torchvision.models import inception_v3
+
+    from cyclegan.metrics.inception import fid, inception_features, load_inception
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 3))
+    # same Gaussians -> ~0; mean shifted by (1, 2, 0) with identity covariances -> |mu|^2 = 5
+    assert abs(fid(x, rng.normal(size=(4000, 3)))) < 0.05
+    assert abs(fid(x, rng.normal(size=(4000, 3)) + [1.0, 2.0, 0.0]) - 5.0) < 0.2
+    path = tmp_path / "inception.pth"  # stands in for the user's file (the path is what is under test)
+    torch.save(inception_v3(weights=None, aux_logits=False, init_weights=False).state_dict(), path)
+    net = load_inception(path)
+    feats = inception_features(net, torch.zeros(2, 3, 32, 32))
+    assert feats.shape == (2, 2048) and np.isfinite(feats).all()
