@@ -144,3 +144,70 @@ def test_list_shows_specs_with_question_and_progress(pool_run, monkeypatch):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "ablate-pool" in text and "4/4" in text and "ablate-cycle" in text and "0/20" in text
+
+
+def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
+    """`harness worker NAME --storage ...` on 'another machine': the spec and plan come from the queue."""
+    from harness.engine import load_spec
+    from harness.engine.plan import build_plan
+    from harness.engine.runner import RunOptions, prepare
+
+    _register()
+    spec = tmp_path / "joined.toml"
+    spec.write_text(
+        'question = "q?"\npreset = "smoke"\ncontrol = "a"\nseeds = [0]\n'
+        '[arms.a]\n"train.pool_size" = 4\n[arms.b]\n"train.pool_size" = 0\n'
+    )
+    journal = tmp_path / "shared" / "queue.journal"
+    plan = build_plan(load_spec(spec), tmp_path / "runs", sets={"train.max_iters": "4"})
+    _, state = prepare(
+        plan, RunOptions(store=tmp_path / "runs", storage=str(journal), wandb="disabled"), "test"
+    )
+    assert len(state["queued"]) == 2
+    spec.unlink()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    args = [
+        "worker",
+        "joined",
+        "--storage",
+        str(journal),
+        "--store",
+        "remote",
+        "--wandb",
+        "disabled",
+        "--no-eval",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "remote" / "joined" / "experiment.json").read_text())
+    assert record["runs"] == [{"arm": u.arm, "seed": u.seed, "run": u.key} for u in plan.units]
+    for u in plan.units:
+        summary = json.loads((tmp_path / "remote" / "joined" / u.key / "summary.json").read_text())
+        assert summary["status"] == "done" and summary["iteration"] == 4
+    assert CliRunner().invoke(app, args).exit_code == 0  # an empty queue: nothing to do, nothing re-run
+    rows = st.experiment_rows(tmp_path / "remote" / "joined")[1]
+    assert [r["attempt"] for r in rows] == [1, 1]
+
+
+def test_a_failing_run_is_retried_then_left_failed_with_its_error(tmp_path):
+    from cyclegan.config import resolve
+    from harness.engine import Queue, WorkerOptions, unit_for, work
+    from harness.engine.queue import MAX_RETRIES
+
+    data = tmp_path / "gone"
+    cfg = resolve("smoke", {"data.dataset": str(data)})  # the folder vanished after planning
+    unit = unit_for("failing", "a", 0, cfg, tmp_path / "runs")
+    queue = Queue("failing", None, tmp_path / "runs" / "failing")
+    assert queue.sync([unit], done=set())["queued"] == [unit.key]
+    lines: list[str] = []
+    options = WorkerOptions(store=tmp_path / "runs", wandb="disabled", evaluate=False, log=lines.append)
+    assert work(queue, options) == 0
+    run = json.loads((unit.run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["attempt"] == 1 + MAX_RETRIES
+    assert all("dataset folder not found" in a["error"] for a in run["attempts"])
+    summary = json.loads((unit.run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "dataset folder not found" in summary["error"]
+    assert sum(line.startswith("failed") for line in lines) == 1 + MAX_RETRIES
+    assert queue.sync([unit], done=set())["failed"] == [unit.key]  # used up its retries
+    assert queue.sync([unit], done=set(), retry_failed=True)["queued"] == [unit.key]

@@ -97,7 +97,7 @@ def test_bad_spec_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypa
     assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
 
 
-@pytest.mark.parametrize("case", ["duplicate-arm", "arm-key"])
+@pytest.mark.parametrize("case", ["duplicate-arm"])
 def test_bad_spec_through_the_installed_script(case, tmp_path):
     text, expected = BAD[case]
     spec = tmp_path / "bad.toml"
@@ -179,3 +179,17 @@ def test_queue_requeues_a_unit_whose_worker_died(tmp_path):
     while (c := queue.claim("h:1")) is not None:
         keys.append(c.attrs["unit"])
     assert sorted(keys) == sorted([plan.units[0].key, plan.units[2].key, plan.units[3].key])
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "t.toml"
+    spec.write_text(GOOD.format(extra='data = "synth:zebra"'))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(sys, "argv", ["harness", "run", str(spec), "--dry-run", "--seeds", "3"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.count("  todo  ") == 6 and "12 iterations" in out and "timed 3 train steps" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]
