@@ -1,4 +1,4 @@
-"""Sweeps end to end at the smoke preset: workers on the journal file, pruning, resume, report; spec errors."""
+"""Sweeps end to end at the smoke preset: journal-file workers, pruning, increments, report; spec errors."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def _study(store: Path, name: str) -> optuna.Study:
 def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
     """The shipped spec at the smoke preset: 6 trials over 2 worker processes, then 2 confirmation seeds."""
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "harness", "sweep", "lambda", "--preset", "smoke", "--trials", "6", "--workers", "2",
+    cmd = [sys.executable, "-m", "harness", "sweep", "lambda", "--preset", "smoke", "--trials", "6",
+           "--workers", "2",
            "--threads", "1", "--confirm", "2"]  # fmt: skip
     # The spec is found by name in ./experiments: run from the repository's copy of it.
     (tmp_path / "experiments").mkdir()
@@ -85,7 +86,10 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
     md = (report / "report.md").read_text()
     assert f"Best trial: {best.number} with seasons.l1\\_AtoB = " in md
     assert "--set loss.lambda_A=" in md and "loss.lambda_B=" in md and "loss.lambda_identity=" in md
-    assert "Best config vs default re-run with the same fresh seeds" in md and "| seasons.l1\\_AtoB | minimize | 2 / 2 |" in md
+    assert (
+        "Best config vs default re-run with the same fresh seeds" in md
+        and "| seasons.l1\\_AtoB | minimize | 2 / 2 |" in md
+    )
     assert "data:image/png;base64," in (report / "report.html").read_text()
     rows = list(csv.DictReader((report / "trials.csv").open()))
     assert len(rows) == 6 and {r["state"] for r in rows} <= {"complete", "pruned"}
@@ -98,19 +102,36 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
             assert cfg["loss"]["lambda_A"] == pytest.approx(expect)
 
     # Running it again adds trials to the same study (an increment over what is finished or pruned).
-    more = [sys.executable, "-m", "harness", "sweep", "lambda", "--preset", "smoke", "--trials", "1", "--threads", "1",
-            "--confirm", "0", "--no-report"]  # fmt: skip
-    proc = subprocess.run(more, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "target 7 finished or pruned trials" in proc.stdout
+    more = [
+        "sweep",
+        "lambda",
+        "--preset",
+        "smoke",
+        "--trials",
+        "1",
+        "--threads",
+        "1",
+        "--confirm",
+        "0",
+        "--no-report",
+    ]
+    result = CliRunner().invoke(app, more)
+    assert result.exit_code == 0, result.output
+    assert "target 7 finished or pruned trials" in result.output
     trials = _study(tmp_path / "runs", "sweep-lambda").get_trials()
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 7
+    # `harness worker NAME` joins a sweep as a sweep worker (the study is complete: it has nothing to do).
+    result = CliRunner().invoke(app, ["worker", "lambda", "--threads", "1", "--wandb", "disabled"])
+    assert result.exit_code == 0, result.output
+    assert "0 finished, 0 pruned, 0 failed" in result.output
 
 
 def test_pruner_prunes_and_marks_the_run(tmp_path):
     spec = tmp_path / "sweep-prune.toml"
     spec.write_text(PRUNE_ALL)
-    result = CliRunner().invoke(app, ["sweep", str(spec), "--threads", "1", "--wandb", "disabled", "--no-report"])
+    result = CliRunner().invoke(
+        app, ["sweep", str(spec), "--threads", "1", "--wandb", "disabled", "--no-report"]
+    )
     assert result.exit_code == 0, result.output
     trials = _study(tmp_path / "runs", "prune-all").get_trials()
     assert [t.state for t in trials] == [TrialState.PRUNED, TrialState.PRUNED]
@@ -133,7 +154,9 @@ def test_shipped_specs_parse():
     assert params_to_overrides(spec, {"loss.lambda_A": 3.0, "loss.lambda_identity": 0.1}) == {
         "loss.lambda_A": 3.0, "loss.lambda_B": 3.0, "loss.lambda_identity": 0.1}  # fmt: skip
     pareto = load_spec(ROOT / "experiments" / "sweep-lambda-pareto.toml")
-    assert pareto.multi_objective and pareto.pruner == "none" and pareto.directions == ["maximize", "minimize"]
+    assert (
+        pareto.multi_objective and pareto.pruner == "none" and pareto.directions == ["maximize", "minimize"]
+    )
     assert pareto.params[0].tie == ("loss.lambda_B",)  # same_as folds into the source parameter
 
 
@@ -148,11 +171,20 @@ BASE = {"kind": "sweep", "preset": "smoke", "data": "synth:seasons",
         ({"params": {"loss.lambda_X": {"low": 1, "high": 2}}}, "'params.loss.lambda_X': unknown config key"),
         ({"params": {"loss.lambda_A": {"low": 0.0, "high": 2.0, "log": True}}}, "'params.loss.lambda_A.low'"),
         ({"params": {"loss.lambda_A": {"low": 1, "high": 2000}}}, "'params.loss.lambda_A': bad value 2000"),
-        ({"params": {"loss.lambda_B": {"same_as": "loss.lambda_Q"}, **BASE["params"]}}, "'params.loss.lambda_B.same_as'"),
-        ({"objectives": [{"metric": "zebra.stripe_AtoB"}]}, "'objectives[0].metric': unknown metric 'zebra.stripe_AtoB'"),
+        (
+            {"params": {"loss.lambda_B": {"same_as": "loss.lambda_Q"}, **BASE["params"]}},
+            "'params.loss.lambda_B.same_as'",
+        ),
+        (
+            {"objectives": [{"metric": "zebra.stripe_AtoB"}]},
+            "'objectives[0].metric': unknown metric 'zebra.stripe_AtoB'",
+        ),
         ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "'objectives[0].direction'"),
         ({"sweep": {"pruner": "asha"}}, "'sweep.pruner': bad value 'asha'"),
-        ({"sweep": {"pruner_options": {"lower": 1}}}, "'sweep.pruner_options.lower': not an option of the median"),
+        (
+            {"sweep": {"pruner_options": {"lower": 1}}},
+            "'sweep.pruner_options.lower': not an option of the median",
+        ),
         ({"base": {"loss.lambda_A": 5}}, "'base.loss.lambda_A': 'loss.lambda_A' is swept"),
         ({"kind": "ablation"}, "'kind': expected \"sweep\""),
         ({"trials": 3}, "'trials': unknown key"),
@@ -165,10 +197,56 @@ def test_spec_errors_name_file_and_key(change, message):
     assert text.startswith("experiments/sweep-bad.toml: ") and message in text and "\n" not in text
 
 
-def test_bad_spec_is_one_line_exit_2(tmp_path):
-    (tmp_path / "sweep-bad.toml").write_text(LAMBDA.read_text().replace('sampler = "tpe"', 'sampler = "grid"'))
-    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(tmp_path / "sweep-bad.toml")],
-                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "'sweep.sampler': bad value 'grid'" in proc.stderr
+def test_bad_spec_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """Through ``harness.cli.main`` (the console script's entry): one line on stderr, exit code 2."""
+    from harness.cli import main
+
+    (tmp_path / "sweep-bad.toml").write_text(
+        LAMBDA.read_text().replace('sampler = "tpe"', 'sampler = "grid"')
+    )
+    monkeypatch.setattr(sys, "argv", ["harness", "sweep", str(tmp_path / "sweep-bad.toml")])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "'sweep.sampler': bad value 'grid'" in err
     assert not (tmp_path / "runs").exists()  # nothing written before the error
+
+
+def _journal_study(tmp_path: Path) -> optuna.Study:
+    storage = open_storage(None, tmp_path / "q.journal")
+    return optuna.create_study(study_name="s", storage=storage)
+
+
+def test_journal_dead_worker_trial_is_requeued_with_its_unit(tmp_path):
+    """On the journal file a RUNNING trial whose worker pid is gone is failed and re-queued with its unit."""
+    from harness.engine.store import worker_id
+    from harness.sweep.study import fail_dead, unit_number
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study = _journal_study(tmp_path)
+    trial = study.ask()
+    trial.suggest_float("loss.lambda_A", 1.0, 30.0, log=True)
+    trial.set_user_attr("unit", trial.number)
+    trial.set_user_attr("worker", worker_id().rsplit(":", 1)[0] + f":{dead.pid}")
+    alive = study.ask()
+    alive.set_user_attr("worker", worker_id())  # this process: alive, left alone
+    assert fail_dead(study) == [trial.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {0: TrialState.FAIL, 1: TrialState.RUNNING, 2: TrialState.WAITING}
+    retry = study.ask()  # a worker takes the queued retry: same parameters, same unit (same run folders)
+    assert retry.number == 2 and unit_number(retry) == 0 and retry.params == trial.params
+
+
+def test_a_trial_past_the_target_is_surplus(tmp_path):
+    from harness.sweep.study import add_to_target, is_surplus, live
+
+    study = _journal_study(tmp_path)
+    assert add_to_target(study, 2) == 2
+    first, second, third = study.ask(), study.ask(), study.ask()  # a race: three workers asked at once
+    assert not is_surplus(study, first.number) and not is_surplus(study, second.number)
+    assert is_surplus(study, third.number)
+    study.tell(first, state=TrialState.FAIL)  # a failed trial frees its slot: the next one may run
+    assert not is_surplus(study, third.number)
+    assert len(live(study.get_trials())) == 2

@@ -30,7 +30,7 @@ def report(
     from harness.report import build_report
     from harness.sweep.report import build_sweep_report, is_sweep
 
-    if is_sweep(store, name):  # a sweep's report: trials, importances, recommendation (harness/sweep/report.py)
+    if is_sweep(store, name):  # trials, importances, recommendation: harness/sweep/report.py
         folder = build_sweep_report(store, name, out)
     else:
         folder = build_report(store, name, out, min_effect=min_effect)

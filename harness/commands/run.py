@@ -68,7 +68,9 @@ def run(
     reports: Annotated[
         Path, typer.Option("--reports", help="Where the comparison report is written.")
     ] = Path("reports"),
-    no_report: Annotated[bool, typer.Option("--no-report", help="Skip building the report at the end.")] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip building the report at the end.")
+    ] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     options = runner.RunOptions(store, workers, storage, _mode(wandb), retry_failed, True, reports)
@@ -86,7 +88,7 @@ def run(
     )
     if state["queued"]:
         if options.evaluate:
-            runner.warm_evaluators(plan)
+            runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
         procs = runner.start_workers(plan.spec.name, options, plan.spec.project)
         try:
             _watch(plan, procs)
@@ -209,6 +211,12 @@ def worker(
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip evaluation (metrics stay empty).")] = False,
 ) -> None:
     """Join an experiment: pull its units from the queue and train them until none is left."""
+    from harness.sweep.run import find_sweep
+
+    if find_sweep(name):  # a sweep's trials come from its sampler, not a queue: join it as a sweep worker
+        from harness.commands.sweep import sweep
+
+        return sweep(name, storage=storage, store=store, threads=threads, wandb=wandb, join=True)
     from harness.engine.queue import Queue
     from harness.engine.worker import WorkerOptions, main_guard, work
 
@@ -227,6 +235,7 @@ def worker(
         threads=threads,
         evaluate=not no_eval,
     )
+
     def pull() -> int:
         work(queue, options)
         return 0

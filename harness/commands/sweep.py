@@ -1,4 +1,4 @@
-"""``harness sweep NAME``: an Optuna search over config keys, with pruning, resume, many workers and a report."""
+"""``harness sweep NAME``: an Optuna search over config keys, with pruning, resume, workers and a report."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def sweep(
         int | None,
         typer.Option(
             "--confirm",
-            help="Re-run the best config and the default with K fresh seeds (default: the spec's confirm_seeds).",
+            help="Re-run the best config and the default with K fresh seeds (default: spec's confirm_seeds).",
         ),
     ] = None,
     join: Annotated[
@@ -86,10 +86,16 @@ def sweep(
     ] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the report at the end.")] = False,
     heartbeat: Annotated[
-        int, typer.Option("--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats.")
+        int,
+        typer.Option(
+            "--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats."
+        ),
     ] = 20,
     grace: Annotated[
-        int, typer.Option("--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued.")
+        int,
+        typer.Option(
+            "--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued."
+        ),
     ] = 60,
 ) -> None:
     """Search the spec's space with Optuna (TPE by default), prune weak trials, then write reports/NAME/."""
@@ -131,8 +137,8 @@ def sweep(
         R.join(spec, storage, store, 0, (heartbeat, grace), opts)
     else:
         procs = R.spawn_workers(
-            str(spec.path), workers, store=store, storage=storage, preset=preset, sets=set_ or [], threads=threads,
-            wandb=mode, heartbeat=(heartbeat, grace),
+            str(spec.path), workers, store=store, storage=storage, preset=preset, sets=set_ or [],
+            threads=threads, wandb=mode, heartbeat=(heartbeat, grace),
         )  # fmt: skip
         codes = [p.wait() for p in procs]
         if any(codes):
@@ -144,7 +150,6 @@ def sweep(
         run_confirmation(spec, study, store, k, opts)
     if not no_report:
         from harness.sweep.report import build_sweep_report
-
         from harness.sweep.snapshot import write_snapshot
 
         write_snapshot(store / spec.name, study)

@@ -1,9 +1,10 @@
 """Confirm a sweep's winner: the best config and the default, each re-run with the same k fresh seeds.
 
-The best trial of a search is partly luck (its seed, the evaluation noise); re-running it with seeds the search
-never saw, beside the default (the paper's lambda 10 / identity 0.5) on those same seeds, turns "best trial"
-into a comparison with confidence intervals. Units go through the engine's ``run_unit``, so they resume, are
-recorded in the run store and tracked in W&B like any run (arms ``confirm-best`` and ``confirm-default``).
+The best trial of a search is partly luck (its seed, the evaluation noise); re-running it with seeds the
+search never saw, beside the default (the paper's lambda 10 / identity 0.5) on those same seeds, turns
+"best trial" into a comparison with confidence intervals. Units go through the engine's ``run_unit``, so
+they resume, are recorded in the run store and tracked in W&B like any run (arms ``confirm-best`` and
+``confirm-default``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def override_line(overrides: dict[str, Any]) -> str:
 
 
 def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, opts: WorkerOptions) -> dict:
-    """Train best and default on k fresh seeds (resuming what exists) and record confirm.json for the report."""
+    """Train best and default on k fresh seeds (resuming what exists); record confirm.json for the report."""
     best = best_trial(study, spec.directions)
     seeds = fresh_seeds(spec, k)
     best_cfg = trial_config(spec, best.params, opts)

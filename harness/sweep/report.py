@@ -56,7 +56,7 @@ def is_sweep(store: Path, name: str) -> bool:
 
 
 def load(store: Path, name: str, storage: str | None = None) -> tuple[dict, optuna.Study, dict]:
-    """experiment.json, the study (refreshing the snapshot when the storage is reachable) and its trial records."""
+    """experiment.json, the study and the snapshot (refreshed first when the storage is reachable)."""
     folder = Path(store) / name
     experiment = engine_store.read_json(folder / "experiment.json")
     if not experiment or experiment.get("kind") != "sweep":
@@ -86,10 +86,13 @@ def trials_frame(records: list[dict], metrics: list[str]) -> pd.DataFrame:
             row[m] = t["values"][i] if t["values"] and t["state"] == "COMPLETE" else None
         row.update({f"param {k}": v for k, v in t["params"].items()})
         row.update(
-            iterations=cost.get("iterations"), wall_seconds=cost.get("wall_seconds"),
-            pruned_at=(a.get("pruned_at") or {}).get("iteration"), error=a.get("error"),
-            worker=a.get("worker"), runs=" ".join(a.get("runs", [])),
-        )  # fmt: skip
+            iterations=cost.get("iterations"),
+            wall_seconds=cost.get("wall_seconds"),
+            pruned_at=(a.get("pruned_at") or {}).get("iteration"),
+            error=a.get("error"),
+            worker=a.get("worker"),
+            runs=" ".join(a.get("runs", [])),
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -100,11 +103,17 @@ def runs_frame(folder: Path) -> pd.DataFrame:
         run = engine_store.read_json(run_dir / "run.json") or {}
         summary = engine_store.read_json(run_dir / "summary.json") or {}
         row = {
-            "run": run_dir.name, "arm": run.get("arm"), "seed": run.get("seed"),
-            "status": summary.get("status") or run.get("status"), "error": summary.get("error") or run.get("error"),
-            "attempt": run.get("attempt"), "iteration": summary.get("iteration"), "total": summary.get("total"),
-            "wall_seconds": (summary.get("cost") or {}).get("wall_seconds"), "worker": run.get("worker"),
-        }  # fmt: skip
+            "run": run_dir.name,
+            "arm": run.get("arm"),
+            "seed": run.get("seed"),
+            "status": summary.get("status") or run.get("status"),
+            "error": summary.get("error") or run.get("error"),
+            "attempt": run.get("attempt"),
+            "iteration": summary.get("iteration"),
+            "total": summary.get("total"),
+            "wall_seconds": (summary.get("cost") or {}).get("wall_seconds"),
+            "worker": run.get("worker"),
+        }
         row.update(summary.get("metrics") or {})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -171,15 +180,26 @@ def pruning_savings(frame: pd.DataFrame, records: list[dict], n_seeds: int) -> d
             spent_it, full_it = spent_it + it, full_it + full
             spent_s += wall
             full_s += wall / it * full if it else 0.0
-    return {"pruned_iterations": spent_it, "pruned_full_iterations": full_it, "pruned_seconds": spent_s,
-            "pruned_full_seconds": full_s, "all_iterations": all_it, "all_full_iterations": all_full}  # fmt: skip
+    return {
+        "pruned_iterations": spent_it,
+        "pruned_full_iterations": full_it,
+        "pruned_seconds": spent_s,
+        "pruned_full_seconds": full_s,
+        "all_iterations": all_it,
+        "all_full_iterations": all_full,
+    }
 
 
 def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]:
     conf = read_confirmation(folder)
     if not conf:
-        return [Text(f"Not confirmed yet: run `harness sweep {experiment['name']} --confirm 3` to re-run the best "
-                     "config and the default with 3 fresh seeds.")]  # fmt: skip
+        name = experiment["name"]
+        return [
+            Text(
+                f"Not confirmed yet: run `harness sweep {name} --confirm 3` to re-run the best "
+                "config and the default with 3 fresh seeds."
+            )
+        ]
     metrics = experiment["metrics"]
     objectives = [metrics["primary"], *metrics.get("secondary", [])]
     directions = [o["direction"] for o in experiment["sweep"]["objectives"]]
@@ -203,13 +223,21 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
         c = stats.compare(best, default, arm="best", metric=m, direction=d)
         lo_b, hi_b = stats.bootstrap_mean_ci(best)
         lo_d, hi_d = stats.bootstrap_mean_ci(default)
-        rows.append({
-            "metric": m, "direction": d, "seeds": f"{c.n_arm} / {c.n_control}",
-            "best mean": c.mean_arm, "best 95% CI": f"[{fmt(lo_b)}, {fmt(hi_b)}]",
-            "default mean": c.mean_control, "default 95% CI": f"[{fmt(lo_d)}, {fmt(hi_d)}]",
-            "best - default": c.diff, "diff 95% CI": f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
-            "Welch p": c.p_welch, "P(best better)": c.p_improve,
-        })  # fmt: skip
+        rows.append(
+            {
+                "metric": m,
+                "direction": d,
+                "seeds": f"{c.n_arm} / {c.n_control}",
+                "best mean": c.mean_arm,
+                "best 95% CI": f"[{fmt(lo_b)}, {fmt(hi_b)}]",
+                "default mean": c.mean_control,
+                "default 95% CI": f"[{fmt(lo_d)}, {fmt(hi_d)}]",
+                "best - default": c.diff,
+                "diff 95% CI": f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
+                "Welch p": c.p_welch,
+                "P(best better)": c.p_improve,
+            }
+        )
     frame = pd.DataFrame(rows)
     verdicts = []
     for r in rows:
@@ -217,8 +245,11 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
         better = (lo > 0) if r["direction"] == "maximize" else (hi < 0)
         worse = (hi < 0) if r["direction"] == "maximize" else (lo > 0)
         word = "better than" if better else "worse than" if worse else "not distinguishable from"
-        verdicts.append(f"{r['metric']}: the best config is {word} the default on {r['seeds'].split(' / ')[0]} "
-                        "fresh seeds (95% bootstrap CI of the difference).")  # fmt: skip
+        n = r["seeds"].split(" / ")[0]
+        verdicts.append(
+            f"{r['metric']}: the best config is {word} the default on {n} "
+            "fresh seeds (95% bootstrap CI of the difference)."
+        )
     return [
         KeyValues(
             [
@@ -226,7 +257,7 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 ("best trial", str(conf["best_trial"])),
                 ("default", ", ".join(f"{k}={v}" for k, v in conf["default"].items())),
             ]
-        ),  # fmt: skip
+        ),
         Table(frame, "Best config vs default re-run with the same fresh seeds"),
         Bullets(verdicts),
     ]
@@ -252,20 +283,39 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     n_seeds = len(experiment.get("seeds") or [0])
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
 
-    sections = [Section("Summary", [
-        Text(experiment.get("question") or ""),
-        KeyValues([
-            ("objective" + ("s" if multi else ""), ", ".join(f"{m} ({d})" for m, d in zip(metrics, directions, strict=True))),
-            ("trials", f"{states.get('complete', 0)} finished, {states.get('pruned', 0)} pruned, "
-                       f"{states.get('fail', 0)} failed, {states.get('running', 0) + states.get('waiting', 0)} unfinished"),
-            ("target", str(snapshot["user_attrs"].get("target_trials", "?"))),
-            ("search", f"{sweep['sampler']} sampler (seed {sweep['sampler_seed']} + worker index), pruner "
-                       f"{sweep['pruner']}" + (" (off: Optuna cannot prune several objectives)" if multi else "")),
-            ("seeds per trial", ", ".join(str(s) for s in experiment.get("seeds", []))),
-            ("preset / data", f"{experiment.get('preset')} / {experiment.get('data')}"),
-            ("storage", str(experiment.get("storage"))), ("command", str(experiment.get("command"))),
-        ]),
-    ])]  # fmt: skip
+    unfinished = states.get("running", 0) + states.get("waiting", 0)
+    off = " (off: Optuna cannot prune several objectives)" if multi else ""
+    sections = [
+        Section(
+            "Summary",
+            [
+                Text(experiment.get("question") or ""),
+                KeyValues(
+                    [
+                        (
+                            "objective" + ("s" if multi else ""),
+                            ", ".join(f"{m} ({d})" for m, d in zip(metrics, directions, strict=True)),
+                        ),
+                        (
+                            "trials",
+                            f"{states.get('complete', 0)} finished, {states.get('pruned', 0)} pruned, "
+                            f"{states.get('fail', 0)} failed, {unfinished} unfinished",
+                        ),
+                        ("target", str(snapshot["user_attrs"].get("target_trials", "?"))),
+                        (
+                            "search",
+                            f"{sweep['sampler']} sampler (seed {sweep['sampler_seed']} + worker index), "
+                            f"pruner {sweep['pruner']}{off}",
+                        ),
+                        ("seeds per trial", ", ".join(str(s) for s in experiment.get("seeds", []))),
+                        ("preset / data", f"{experiment.get('preset')} / {experiment.get('data')}"),
+                        ("storage", str(experiment.get("storage"))),
+                        ("command", str(experiment.get("command"))),
+                    ]
+                ),
+            ],
+        )
+    ]
 
     # Best trials.
     blocks: list[Any] = []
@@ -281,10 +331,19 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
         else:
             shown = shown.sort_values(metrics[0], ascending=directions[0] == "minimize")
             best = study.best_trial
-            blocks.append(Text(f"Best trial: {best.number} with {metrics[0]} = {fmt(best.value)} "
-                               f"({', '.join(f'{k} = {fmt(v)}' for k, v in best.params.items())})", bold=True))  # fmt: skip
-        blocks.append(Table(shown[["trial", *metrics, *params, "iterations", "wall_seconds"]].head(TOP),
-                            f"Best {min(TOP, len(shown))} finished trials"))  # fmt: skip
+            shown_params = ", ".join(f"{k} = {fmt(v)}" for k, v in best.params.items())
+            blocks.append(
+                Text(
+                    f"Best trial: {best.number} with {metrics[0]} = {fmt(best.value)} ({shown_params})",
+                    bold=True,
+                )
+            )
+        blocks.append(
+            Table(
+                shown[["trial", *metrics, *params, "iterations", "wall_seconds"]].head(TOP),
+                f"Best {min(TOP, len(shown))} finished trials",
+            )
+        )
     else:
         blocks.append(Text("No finished trial yet."))
     sections.append(Section("Best trials", blocks))
@@ -312,23 +371,39 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     )
     for target, label in targets:
         slug = label.replace("/", "_")
-        p = _plot(lambda t=target, l=label: vis.plot_optimization_history(study, target=t, target_name=l),
-                  dest / f"history-{slug}.png", notes, "optimisation history")  # fmt: skip
+        p = _plot(
+            lambda t=target, l=label: vis.plot_optimization_history(study, target=t, target_name=l),
+            dest / f"history-{slug}.png",
+            notes,
+            "optimisation history",
+        )
         if p:
             figs.append(
                 Figure(p, f"Optimisation history of {label} (each finished trial; line = best so far)")
             )
         imp, how = importances(study, target, notes)
         if imp:
-            figs.append(Table(pd.DataFrame({"parameter": list(imp), "importance": list(imp.values())}),
-                              f"Parameter importance for {label} ({how}; shares sum to 1)"))  # fmt: skip
-        p = _plot(lambda t=target, l=label: vis.plot_slice(study, target=t, target_name=l),
-                  dest / f"slice-{slug}.png", notes, "slice plot")  # fmt: skip
+            figs.append(
+                Table(
+                    pd.DataFrame({"parameter": list(imp), "importance": list(imp.values())}),
+                    f"Parameter importance for {label} ({how}; shares sum to 1)",
+                )
+            )
+        p = _plot(
+            lambda t=target, l=label: vis.plot_slice(study, target=t, target_name=l),
+            dest / f"slice-{slug}.png",
+            notes,
+            "slice plot",
+        )
         if p:
             figs.append(Figure(p, f"Slice plot: {label} against each parameter"))
         if len(params) >= 2:
-            p = _plot(lambda t=target, l=label: vis.plot_contour(study, target=t, target_name=l),
-                      dest / f"contour-{slug}.png", notes, "contour plot")  # fmt: skip
+            p = _plot(
+                lambda t=target, l=label: vis.plot_contour(study, target=t, target_name=l),
+                dest / f"contour-{slug}.png",
+                notes,
+                "contour plot",
+            )
             if p:
                 figs.append(Figure(p, f"Contour of {label} over parameter pairs"))
     if multi and complete:
@@ -349,15 +424,31 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     s = pruning_savings(frame, records, n_seeds)
     saved = s["pruned_full_iterations"] - s["pruned_iterations"]
     share = saved / s["all_full_iterations"] if s["all_full_iterations"] else math.nan
-    sections.append(Section("Compute saved by pruning", [KeyValues([
-        ("pruned trials", str(states.get("pruned", 0))),
-        ("iterations spent by pruned trials", fmt(s["pruned_iterations"])),
-        ("iterations they would have taken", fmt(s["pruned_full_iterations"])),
-        ("iterations saved", f"{fmt(saved)} ({fmt(100 * share)}% of the sweep run unpruned)"),
-        ("time spent by pruned trials", f"{fmt(s['pruned_seconds'])} s (estimated {fmt(s['pruned_full_seconds'])} s "
-                                        "unpruned, at each trial's own speed)"),
-        ("iterations of the whole sweep", f"{fmt(s['all_iterations'])} of {fmt(s['all_full_iterations'])} unpruned"),
-    ])]))  # fmt: skip
+    sections.append(
+        Section(
+            "Compute saved by pruning",
+            [
+                KeyValues(
+                    [
+                        ("pruned trials", str(states.get("pruned", 0))),
+                        ("iterations spent by pruned trials", fmt(s["pruned_iterations"])),
+                        ("iterations they would have taken", fmt(s["pruned_full_iterations"])),
+                        ("iterations saved", f"{fmt(saved)} ({fmt(100 * share)}% of the sweep run unpruned)"),
+                        (
+                            "time spent by pruned trials",
+                            f"{fmt(s['pruned_seconds'])} s (estimated "
+                            f"{fmt(s['pruned_full_seconds'])} s "
+                            "unpruned, at each trial's own speed)",
+                        ),
+                        (
+                            "iterations of the whole sweep",
+                            f"{fmt(s['all_iterations'])} of {fmt(s['all_full_iterations'])} unpruned",
+                        ),
+                    ]
+                )
+            ],
+        )
+    )
 
     failed = frame[frame["state"] == "fail"] if len(frame) else frame
     problems = [f"trial {r.trial}: {r.error}" for r in failed.itertuples()] + notes

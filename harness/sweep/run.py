@@ -37,7 +37,8 @@ def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -
         "command": command, "preset": spec.preset, "base": spec.base, "data": cfg.data.dataset,
         "control": "default", "arms": {}, "seeds": list(spec.seeds),
         "budget": {"iterations": cfg.train.max_iters},
-        "metrics": {"primary": spec.metrics[0], "direction": spec.directions[0], "secondary": spec.metrics[1:]},
+        "metrics": {"primary": spec.metrics[0], "direction": spec.directions[0],
+                    "secondary": spec.metrics[1:]},
         "sweep": spec.to_json(), "storage": storage, "runs": [],
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }  # fmt: skip
@@ -52,7 +53,8 @@ def spawn_workers(
     """``workers`` processes joining the study; their output is prefixed by the worker index."""
     procs = []
     for i in range(workers):
-        cmd = [sys.executable, "-m", "harness", "sweep", name, "--join", "--index", str(i), "--store", str(store),
+        cmd = [sys.executable, "-m", "harness", "sweep", name, "--join", "--index", str(i),
+               "--store", str(store),
                "--threads", str(threads), "--wandb", wandb, "--heartbeat", str(heartbeat[0]),
                "--grace", str(heartbeat[1])]  # fmt: skip
         if storage:
@@ -76,10 +78,30 @@ def join(
     """One worker: open the storage, load the study (never create it), work until the target is met.
     ``heartbeat`` = (interval, grace period) in seconds, used by SQL storages."""
     storage = S.open_storage(
-        storage_url, S.journal_path(store, spec.name), heartbeat_interval=heartbeat[0], grace_period=heartbeat[1]
+        storage_url,
+        S.journal_path(store, spec.name),
+        heartbeat_interval=heartbeat[0],
+        grace_period=heartbeat[1],
     )
     study = S.load_study(spec, storage, S.worker_seed(spec, index))
-    return run_worker(spec, study, opts)
+    return run_worker(S.adopt_recorded(spec, study), study, opts)
+
+
+def find_sweep(name: str) -> Path | None:
+    """The sweep spec NAME refers to, or None when it is not a sweep (``harness worker`` dispatches on it)."""
+    from harness.engine.spec import read_toml
+    from harness.errors import UserError
+    from harness.sweep.spec import find_spec
+
+    try:
+        path = find_spec(name)
+    except UserError:
+        plain = Path("experiments") / f"{name}.toml"
+        if not plain.is_file():
+            return None
+        path = plain
+    raw = read_toml(path)
+    return path if raw.get("kind") == "sweep" or "sweep" in raw else None
 
 
 def prepare(spec: SweepSpec, storage_url: str | None, store: Path, add: int, command: str) -> tuple[Any, int]:

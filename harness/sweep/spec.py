@@ -1,4 +1,4 @@
-"""Sweep specs: a TOML file that names a search space over config keys, the objective(s) and the search budget.
+"""Sweep specs: a TOML file naming a search space over config keys, the objective(s) and the search budget.
 
 Every problem is one line naming the spec file and the key, raised as ``UserError`` (exit 2), so a typo in a
 spec never starts a half-configured sweep. The format is documented in ``docs/sweeps.md``.
@@ -124,7 +124,8 @@ class SweepSpec:
             "objectives": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
             "trials": self.trials, "sampler": self.sampler, "sampler_seed": self.sampler_seed,
             "pruner": self.pruner if not self.multi_objective else "none",
-            "pruner_options": self.pruner_options, "confirm_seeds": self.confirm_seeds, "default": self.default,
+            "pruner_options": self.pruner_options, "confirm_seeds": self.confirm_seeds,
+            "default": self.default,
         }  # fmt: skip
 
 
@@ -189,7 +190,7 @@ def _registry() -> Any:
 
 
 def _check_metric(spec_path: Path, where: str, metric: str, dataset: str) -> str | None:
-    """The registry's direction for ``metric``; an error when the evaluator never reports it for ``dataset``."""
+    """The registry's direction for ``metric``; an error when the evaluator never reports it for the data."""
     registry = _registry()
     if registry is None:
         return None

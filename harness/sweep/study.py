@@ -109,7 +109,7 @@ def make_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
             return optuna.samplers.RandomSampler(seed=seed)
         if spec.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 2)))
-        # Optuna 5: multivariate TPE with the constant liar is the default, which is what parallel workers need.
+        # Optuna 5: multivariate TPE with the constant liar is the default: what parallel workers need.
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, spec.trials // 3)))
 
 
@@ -137,7 +137,12 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: 
         directions=spec.directions, load_if_exists=True,
     )  # fmt: skip
     recorded = study.user_attrs.get("spec")
-    mine = {**spec.to_json(), "base_config": base_config(spec).digest()}
+    mine = {
+        **spec.to_json(),
+        "base_config": base_config(spec).digest(),
+        "preset": spec.preset,
+        "base": spec.base,
+    }
     if recorded is None:
         study.set_user_attr("spec", mine)
     else:
@@ -149,7 +154,8 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: 
             if recorded.get(key) != mine[key]:
                 raise UserError(
                     f"{spec.path}: the {what} differs from the study '{spec.name}' already in the storage "
-                    "(--preset/--set/spec changed); rename the sweep (name = ...) or use another --store/--storage"
+                    "(--preset/--set/spec changed); rename the sweep (name = ...) or use another "
+                    "--store/--storage"
                 )
     return study
 
@@ -167,6 +173,25 @@ def load_study(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int)
         raise UserError(
             f"no study '{spec.name}' in the storage; start it with `harness sweep {spec.name} --storage ...`"
         ) from None
+
+
+def adopt_recorded(spec: SweepSpec, study: optuna.Study) -> SweepSpec:
+    """A joining worker trains what the study was created with (its --preset/--set), not its own defaults."""
+    import dataclasses
+
+    recorded = study.user_attrs.get("spec") or {}
+    if not recorded or recorded.get("base_config") == base_config(spec).digest():
+        return spec
+    adopted = dataclasses.replace(spec, preset=recorded["preset"], base=dict(recorded["base"]))
+    if (
+        base_config(adopted).digest() != recorded["base_config"]
+        or recorded["params"] != spec.to_json()["params"]
+    ):
+        raise UserError(
+            f"{spec.path}: this spec differs from the one study '{spec.name}' was created with; "
+            "use the same spec file on every machine"
+        )
+    return adopted
 
 
 def counted(trials: list[FrozenTrial]) -> int:
@@ -201,7 +226,7 @@ def worker_id() -> str:
 
 
 def fail_dead(study: optuna.Study) -> list[int]:
-    """Fail and re-queue trials whose worker is gone: heartbeats on SQL, the worker's pid on a journal file."""
+    """Fail and re-queue trials whose worker is gone: heartbeats on SQL, the worker's pid on a journal."""
     storage = study._storage  # noqa: SLF001 - Optuna exposes no public accessor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
