@@ -193,3 +193,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert out.count("  todo  ") == 6 and "12 iterations" in out and "timed 3 train steps" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]
+
+
+def test_queued_units_left_out_of_a_changed_plan_are_dropped(tmp_path):
+    spec = tmp_path / "t.toml"
+    spec.write_text(GOOD.format(extra=""))
+    five = build_plan(load_spec(spec), tmp_path / "runs", seeds=[0, 1, 2, 3, 4])
+    Queue("t", None, five.folder).sync(five.units, done=set())
+    two = build_plan(load_spec(spec), tmp_path / "runs", seeds=[0, 1])
+    queue = Queue("t", None, two.folder)
+    assert len(queue.sync(two.units, done=set())["queued"]) == 4
+    keys = []
+    while (c := queue.claim("h:1")) is not None:
+        keys.append(c.attrs["unit"])
+    assert sorted(keys) == sorted(u.key for u in two.units)

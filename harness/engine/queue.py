@@ -132,6 +132,7 @@ class Queue:
         a unit that failed ``1 + MAX_RETRIES`` times is left failed unless ``retry_failed``.
         """
         self.reap()
+        self._drop_stale({u.key for u in units})
         trials = self.by_unit()
         out: dict[str, list[str]] = {"done": [], "queued": [], "running": [], "failed": []}
         for unit in units:
@@ -159,6 +160,17 @@ class Queue:
             self.enqueue(unit.attrs())
             out["queued"].append(key)
         return out
+
+    def _drop_stale(self, keys: set[str]) -> None:
+        """Queued units the current plan no longer has (fewer seeds, a changed config) must not be trained."""
+        for t in self.trials((TrialState.WAITING,)):
+            if t.user_attrs.get("unit") in keys:
+                continue
+            try:
+                if self.storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                    self.drop(Claim(t._trial_id, dict(t.user_attrs)), "not in the current plan")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
 
     def _mark_reset(self, trial: FrozenTrial) -> None:
         """Finished trials cannot change, so a reset is recorded on the study."""

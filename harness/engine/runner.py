@@ -61,12 +61,12 @@ def check_data(plan: Plan) -> None:
         check(data_cfg)
 
 
-def warm_evaluators(plan: Plan) -> None:
+def warm_evaluators(units: list[Unit]) -> None:
     """Build each distinct Evaluator once here, so parallel workers find the domain classifier cached."""
     from cyclegan.metrics import Evaluator
 
     seen = set()
-    for u in plan.units:
+    for u in units:
         key = (u.cfg.data, u.cfg.eval)
         if key not in seen:
             seen.add(key)

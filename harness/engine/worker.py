@@ -151,8 +151,13 @@ def run_unit(
             group=unit.experiment,
             job_type=(wandb or {}).get("job_type", unit.arm),
             name=f"{unit.arm}-s{unit.seed}",
-            config={**unit.cfg.to_dict(), "arm": unit.arm, "seed": unit.seed, "run": unit.key,
-                    **(wandb or {}).get("config", {})},  # fmt: skip
+            config={
+                **unit.cfg.to_dict(),
+                "arm": unit.arm,
+                "seed": unit.seed,
+                "run": unit.key,
+                **(wandb or {}).get("config", {}),
+            },  # fmt: skip
             run_dir=unit.run_dir,
         )
         recorder = Recorder(unit, tracker, evaluate=options.evaluate, heartbeat=_throttled(beat), inner=inner)
@@ -167,7 +172,7 @@ def run_unit(
             tracker.finish(failed=True)
             return Result("failed", summary, error)
         except BaseException:
-            run["status"] = "interrupted"
+            run["status"] = "pending"  # contract states only; the attempt record says interrupted
             run["ended"] = store.now_iso()
             run["attempts"][-1].update(
                 ended=run["ended"], status="interrupted", resumed_from=recorder.resumed_from
