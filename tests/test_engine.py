@@ -211,3 +211,31 @@ def test_a_failing_run_is_retried_then_left_failed_with_its_error(tmp_path):
     assert sum(line.startswith("failed") for line in lines) == 1 + MAX_RETRIES
     assert queue.sync([unit], done=set())["failed"] == [unit.key]  # used up its retries
     assert queue.sync([unit], done=set(), retry_failed=True)["queued"] == [unit.key]
+
+
+def test_unit_callbacks_see_each_evaluation_and_can_prune(tmp_path, monkeypatch):
+    """The hook a sweep uses: the recorded metrics after each eval, and a stop that ends the run as pruned."""
+    from cyclegan.config import resolve
+    from harness.engine import UnitCallbacks, WorkerOptions, run_unit, unit_for
+
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+
+    class PruneAfterFirstEval(UnitCallbacks):
+        seen: list = []
+
+        def on_metrics(self, progress, metrics):
+            self.seen.append((progress.iteration, metrics))
+
+        def should_stop(self, progress):
+            return bool(self.seen)
+
+    hook = PruneAfterFirstEval()
+    unit = unit_for("pruning", "swapped", 0, resolve("smoke", {"data.direction": "BtoA"}), tmp_path / "runs")
+    result = run_unit(unit, WorkerOptions(store=tmp_path / "runs", wandb="disabled"), inner=hook)
+    assert result.status == "pruned" and result.summary["iteration"] == 6
+    [(iteration, metrics)] = hook.seen
+    evals = [json.loads(x) for x in (unit.run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in evals if x["kind"] == "eval"]
+    assert iteration == 6 and [x["iteration"] for x in evals] == [6]
+    assert metrics == {k: v for k, v in evals[0].items() if k not in ("kind", "iteration", "time")}
+    assert json.loads((unit.run_dir / "summary.json").read_text())["status"] == "pruned"

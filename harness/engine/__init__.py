@@ -6,6 +6,7 @@ A sweep reuses the same pieces: build ``Unit``s with ``unit_for``, enqueue their
 
 from harness.engine.plan import Plan, Unit, build_plan, run_name, unit_for
 from harness.engine.queue import Claim, Queue, worker_alive
+from harness.engine.recorder import UnitCallbacks
 from harness.engine.spec import Spec, load_spec, resolve_spec_path
 from harness.engine.worker import Result, RunBusy, WorkerOptions, is_done, run_unit, work
 
@@ -17,6 +18,7 @@ __all__ = [
     "RunBusy",
     "Spec",
     "Unit",
+    "UnitCallbacks",
     "WorkerOptions",
     "build_plan",
     "is_done",

@@ -26,6 +26,13 @@ def make_evaluator(unit: Unit, device: Any) -> Any:
     return Evaluator(unit.cfg, device)
 
 
+class UnitCallbacks(Callbacks):
+    """Extra per-unit hooks (a sweep's reporting and pruning): ``on_metrics`` gets each evaluation's metrics,
+    under the names the store records, after they are written; ``should_stop`` True ends the run as pruned."""
+
+    def on_metrics(self, progress: Progress, metrics: dict[str, Any]) -> None: ...
+
+
 class Recorder(Callbacks):
     """Store + W&B writer for one run; ``inner`` callbacks (e.g. a sweep's pruning) are called after it."""
 
@@ -104,6 +111,8 @@ class Recorder(Callbacks):
                     "samples", grid, progress.iteration, f"{self.unit.arm} seed {self.unit.seed}"
                 )
             store.write_json(self.dir / "summary.json", self.summary("running", progress))
+            if isinstance(self.inner, UnitCallbacks):
+                self.inner.on_metrics(progress, self.metrics)
         self.heartbeat()
         self.inner.on_eval(model, progress)
 
