@@ -111,8 +111,14 @@ def test_two_workers_on_postgres_retry_a_killed_trial(postgres_url, tmp_path):
         "--threads",
         "1",
     ]
-    setup = _harness("sweep", str(spec), "--workers", "0", *common, cwd=tmp_path)
-    assert setup.wait(timeout=120) == 0
+    # The study is created (and its target set) before any worker starts.
+    from typer.testing import CliRunner
+
+    from harness.cli import _register, app
+
+    _register()
+    setup = CliRunner().invoke(app, ["sweep", str(spec), "--workers", "0", *common])
+    assert setup.exit_code == 0 and "target 4 finished or pruned trials" in setup.output, setup.output
     join = ["sweep", str(spec), "--join", "--heartbeat", "1", "--grace", "3", *common]
     victim_log = open(tmp_path / "victim.log", "w")  # noqa: SIM115
     victim = _harness(*join, "--index", "0", cwd=tmp_path, stderr=victim_log)

@@ -90,6 +90,7 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
         "Best config vs default re-run with the same fresh seeds" in md
         and "| seasons.l1\\_AtoB | minimize | 2 / 2 |" in md
     )
+    assert "too few seeds for a verdict (2 / 2; at least 3 per arm)" in md  # no better/worse claim on n = 2
     assert "data:image/png;base64," in (report / "report.html").read_text()
     rows = list(csv.DictReader((report / "trials.csv").open()))
     assert len(rows) == 6 and {r["state"] for r in rows} <= {"complete", "pruned"}
@@ -146,6 +147,22 @@ def test_pruner_prunes_and_marks_the_run(tmp_path):
     assert result.exit_code == 0, result.output
     md = (tmp_path / "reports" / "prune-all" / "report.md").read_text()
     assert "0 finished, 2 pruned" in md and "iterations saved:** 12 (50% of the sweep run unpruned)" in md
+
+
+def test_two_objectives_give_a_pareto_front_without_pruning(tmp_path):
+    spec = tmp_path / "sweep-pareto.toml"
+    text = (ROOT / "experiments" / "sweep-lambda-pareto.toml").read_text()
+    spec.write_text(text.replace('pruner = "none"', 'pruner = "median"'))  # ignored: several objectives
+    args = ["sweep", str(spec), "--preset", "smoke", "--trials", "2", "--threads", "1", "--wandb", "disabled"]
+    result = CliRunner().invoke(app, [*args, "--confirm", "0"])
+    assert result.exit_code == 0, result.output
+    trials = _study(tmp_path / "runs", "sweep-lambda-pareto").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 and all(len(t.values) == 2 for t in trials)
+    assert all(not t.intermediate_values for t in trials)  # nothing reported: no pruning
+    report = tmp_path / "reports" / "sweep-lambda-pareto"
+    md = (report / "report.md").read_text()
+    assert "pruner none (off: Optuna cannot prune several objectives)" in md and "Pareto front: " in md
+    assert (report / "pareto.png").stat().st_size > 1000
 
 
 def test_shipped_specs_parse():

@@ -35,6 +35,7 @@ from harness.sweep.confirm import best_trial, override_line, read_confirmation
 from harness.sweep.snapshot import read_snapshot, rebuild, write_snapshot
 
 TOP = 10  # rows of the best-trials table
+MIN_SEEDS = 3  # fewer confirmation seeds per arm: intervals are shown, no better/worse verdict
 
 
 def _storage_study(folder: Path, name: str, storage: str | None) -> optuna.Study | None:
@@ -190,6 +191,23 @@ def pruning_savings(frame: pd.DataFrame, records: list[dict], n_seeds: int) -> d
     }
 
 
+def _verdict(c: stats.Comparison, name: str) -> str:
+    """Better / worse / not distinguishable by the 95% CI of the difference; no verdict on too few seeds."""
+    if min(c.n_arm, c.n_control) < MIN_SEEDS:
+        return (
+            f"{c.metric}: too few seeds for a verdict ({c.n_arm} / {c.n_control}; at least {MIN_SEEDS} "
+            f"per arm): `harness sweep {name} --confirm 5`"
+        )
+    up = c.direction == "maximize"
+    better = c.ci_low > 0 if up else c.ci_high < 0
+    worse = c.ci_high < 0 if up else c.ci_low > 0
+    word = "better than" if better else "worse than" if worse else "not distinguishable from"
+    return (
+        f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds "
+        "(95% bootstrap CI of the difference)."
+    )
+
+
 def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]:
     conf = read_confirmation(folder)
     if not conf:
@@ -214,12 +232,10 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 v = (summary.get("metrics") or {}).get(m)
                 if v is not None:
                     values.setdefault(m, {}).setdefault(arm, []).append(float(v))
-    rows = []
+    rows, verdicts = [], []
     for m, d in zip(objectives, directions, strict=True):
-        best, default = (
-            values.get(m, {}).get("confirm-best", []),
-            values.get(m, {}).get("confirm-default", []),
-        )
+        best = values.get(m, {}).get("confirm-best", [])
+        default = values.get(m, {}).get("confirm-default", [])
         c = stats.compare(best, default, arm="best", metric=m, direction=d)
         lo_b, hi_b = stats.bootstrap_mean_ci(best)
         lo_d, hi_d = stats.bootstrap_mean_ci(default)
@@ -238,18 +254,8 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 "P(best better)": c.p_improve,
             }
         )
+        verdicts.append(_verdict(c, experiment["name"]))
     frame = pd.DataFrame(rows)
-    verdicts = []
-    for r in rows:
-        lo, hi = (float(x) if x != "–" else math.nan for x in r["diff 95% CI"].strip("[]").split(", "))
-        better = (lo > 0) if r["direction"] == "maximize" else (hi < 0)
-        worse = (hi < 0) if r["direction"] == "maximize" else (lo > 0)
-        word = "better than" if better else "worse than" if worse else "not distinguishable from"
-        n = r["seeds"].split(" / ")[0]
-        verdicts.append(
-            f"{r['metric']}: the best config is {word} the default on {n} "
-            "fresh seeds (95% bootstrap CI of the difference)."
-        )
     return [
         KeyValues(
             [
