@@ -142,6 +142,9 @@ def test_pruner_prunes_and_marks_the_run(tmp_path):
         (run_dir,) = (tmp_path / "runs" / "prune-all").glob(f"trial-{t.number}-s0-*")
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "pruned"
         assert json.loads((run_dir / "run.json").read_text())["status"] == "pruned"
+    status = CliRunner().invoke(app, ["status", "prune-all", "--json"])  # a sweep's runs are its run folders
+    assert status.exit_code == 0, status.output
+    assert [r["note"] for r in json.loads(status.output)["runs"]] == ["pruned", "pruned"]
     # The report rebuilds from the store (and says what pruning saved).
     result = CliRunner().invoke(app, ["report", "prune-all"])
     assert result.exit_code == 0, result.output

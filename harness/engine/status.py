@@ -68,7 +68,10 @@ def experiment_rows(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     if record is None:
         return {}, []
     primary = (record.get("metrics") or {}).get("primary")
-    return record, [run_row(folder, r["run"], primary) for r in record.get("runs", [])]
+    keys = [r["run"] for r in record.get("runs", [])]
+    if record.get("kind") == "sweep":  # a sweep plans no runs: every run folder its workers made
+        keys = sorted(p.name for p in Path(folder).iterdir() if (p / "run.json").is_file())
+    return record, [run_row(folder, key, primary) for key in keys]
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
