@@ -47,9 +47,9 @@ def plan_from_args(
 
         seed_list = parse_seeds("--seeds", seeds)
     if data is not None:
-        from harness.engine.spec import _check_data
+        from harness.engine.spec import check_data_name
 
-        _check_data(Path("--data"), data)
+        check_data_name("--data", data)
     return build_plan(spec, store_root, preset=preset, seeds=seed_list, data=data, sets=sets)
 
 

@@ -116,24 +116,22 @@ def _expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...], wha
     return value
 
 
-def parse_seeds(path: Path | str, value: Any) -> list[int]:
+def parse_seeds(where: str, value: Any) -> list[int]:
     """An int N means seeds 0..N-1; a list is taken as given (unique, non-negative integers)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
-            raise UserError(f"{path}: seeds: need at least one seed, got {value}")
+            raise UserError(f"{where}: need at least one seed, got {value}")
         return list(range(value))
     if isinstance(value, list):
         if not value:
-            raise UserError(
-                f"{path}: seeds: the seed list is empty; give an integer N or a list like [0, 1, 2]"
-            )
+            raise UserError(f"{where}: the seed list is empty; give an integer N or a list like [0, 1, 2]")
         bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or s < 0 or s >= 2**31]
         if bad:
-            raise UserError(f"{path}: seeds: {bad[0]!r} is not a seed (a non-negative integer below 2^31)")
+            raise UserError(f"{where}: {bad[0]!r} is not a seed (a non-negative integer below 2^31)")
         if len(set(value)) != len(value):
-            raise UserError(f"{path}: seeds: duplicate seeds in {value}")
+            raise UserError(f"{where}: duplicate seeds in {value}")
         return list(value)
-    raise UserError(f"{path}: seeds: expected an integer N or a list of integers, got {value!r}")
+    raise UserError(f"{where}: expected an integer N or a list of integers, got {value!r}")
 
 
 def _overrides(path: Path, where: str, table: Any) -> dict[str, Any]:
@@ -173,7 +171,7 @@ def budget_overrides(budget: dict[str, int]) -> dict[str, Any]:
     return {}
 
 
-def _check_data(path: Path, data: str) -> None:
+def check_data_name(where: str, data: str) -> None:
     """Synthetic tasks and official names are resolved later; anything else must be a folder now."""
     from cyclegan.data.catalogue import DATASETS
 
@@ -183,12 +181,12 @@ def _check_data(path: Path, data: str) -> None:
         try:
             synth.check_task(data.removeprefix("synth:"))
         except (ValueError, KeyError) as exc:
-            raise UserError(f"{path}: data: {exc}") from None
+            raise UserError(f"{where}: {exc}") from None
         return
     if data in DATASETS or Path(data).is_dir():
         return
     raise UserError(
-        f"{path}: data: folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
+        f"{where}: folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
         "trainA/ trainB/ testA/ testB/)"
     )
 
@@ -239,7 +237,7 @@ def load_spec(path: str | Path) -> Spec:
         raise UserError(f"{path}: preset: unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
     base = _overrides(path, "base", raw.get("base", {}))
     data = _expect(path, "data", raw.get("data", DEFAULT_DATA), str, "'synth:zebra' or a folder path")
-    _check_data(path, data)
+    check_data_name(f"{path}: data", data)
     arms_raw = _expect(path, "arms", raw.get("arms", {}), dict, "tables [arms.<name>]")
     if len(arms_raw) < 2:
         raise UserError(
@@ -263,7 +261,7 @@ def load_spec(path: str | Path) -> Spec:
     control = _expect(path, "control", raw["control"], str, "an arm name")
     if control not in arms:
         raise UserError(f"{path}: control: '{control}' is not an arm; valid: {', '.join(arms)}")
-    seeds = parse_seeds(path, raw.get("seeds", DEFAULT_SEEDS))
+    seeds = parse_seeds(f"{path}: seeds", raw.get("seeds", DEFAULT_SEEDS))
     budget = _budget(path, raw)
     eval_every = raw.get("eval_every")
     if eval_every is not None:
