@@ -75,6 +75,7 @@ def test_sigkilled_worker_resumes_exactly(tmp_path, monkeypatch):
     out = first.communicate(timeout=240)[0].decode()
     assert killed_at is not None and killed_at < 48, out
     assert first.returncode == 1, out  # not everything done: the parent says so
+    assert "exited with code -9" in out and "run the same command again" in out
     summary = json.loads((unit_a.run_dir / "summary.json").read_text())
     assert summary["status"] == "running" and summary["iteration"] < 48
 

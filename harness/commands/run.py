@@ -97,6 +97,9 @@ def run(
                 p.wait()
             typer.echo("interrupted; run the same command again to resume", err=True)
             raise typer.Exit(130) from None
+        for i, p in enumerate(procs):
+            if p.returncode:
+                _say(f"worker {i} (pid {p.pid}) exited with code {p.returncode}")
         queue.reap()
     rows = st.experiment_rows(plan.folder)[1]
     c = st.counts(rows)
@@ -104,6 +107,8 @@ def run(
         f"{plan.spec.name}: {c['done']}/{len(rows)} done, {c['failed']} failed, "
         f"{c['pending'] + c['running']} not done"
     )
+    if c["pending"]:
+        _say(f"run the same command again to resume the {c['pending']} unfinished run(s)")
     for r in rows:
         if r["state"] == "failed":
             _say(f"  failed {r['run']}: {r['note']}")
