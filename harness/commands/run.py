@@ -89,6 +89,7 @@ def run(
     if state["queued"]:
         if options.evaluate:
             runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
+        options.workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
         procs = runner.start_workers(plan.spec.name, options, plan.spec.project)
         try:
             _watch(plan, procs)
