@@ -121,6 +121,7 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
     assert "target 7 finished or pruned trials" in result.output
     trials = _study(tmp_path / "runs", "sweep-lambda").get_trials()
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 7
+    assert trials[-1].params not in [t.params for t in trials[:-1]]  # a rerun samples with a new seed
     # `harness worker NAME` joins a sweep as a sweep worker (the study is complete: it has nothing to do).
     result = CliRunner().invoke(app, ["worker", "lambda", "--threads", "1", "--wandb", "disabled"])
     assert result.exit_code == 0, result.output
@@ -270,3 +271,18 @@ def test_a_trial_past_the_target_is_surplus(tmp_path):
     study.tell(first, state=TrialState.FAIL)  # a failed trial frees its slot: the next one may run
     assert not is_surplus(study, third.number)
     assert len(live(study.get_trials())) == 2
+
+
+def test_interrupted_trial_is_queued_again_with_its_unit(tmp_path):
+    """Ctrl-C fails the running trial (Optuna); the worker queues it again so a rerun resumes its run folders."""
+    from harness.sweep.study import unit_number
+    from harness.sweep.worker import _requeue
+
+    study = _journal_study(tmp_path)
+    trial = study.ask()
+    trial.suggest_float("loss.lambda_identity", 0.0, 1.0)
+    trial.set_user_attr("unit", trial.number)
+    study.tell(trial, state=TrialState.FAIL)
+    _requeue(study, [trial.number])
+    again = study.ask()
+    assert again.number == 1 and unit_number(again) == 0 and again.params == trial.params

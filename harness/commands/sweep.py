@@ -99,6 +99,8 @@ def sweep(
     ] = 60,
 ) -> None:
     """Search the spec's space with Optuna (TPE by default), prune weak trials, then write reports/NAME/."""
+    import optuna
+
     from harness.engine.runner import worker_threads
     from harness.sweep import run as R
     from harness.sweep import study as S
@@ -109,50 +111,64 @@ def sweep(
         raise UserError(f"--workers {workers}: expected 0 (only create the study) or more")
     if trials is not None and trials < 0:
         raise UserError(f"--trials {trials}: expected 0 or more")
-    spec = load_spec(find_spec(name))
+    spec = load_spec(find_spec(name))  # bad input fails here, before anything is written
+
     overrides = overrides_from(set_)
     if preset is not None or overrides:
         spec = spec.with_preset(preset, overrides)
     mode = _wandb_mode(wandb)
     threads = threads or worker_threads(workers)
     opts = WorkerOptions(store=store, threads=threads, wandb_mode=mode, log=lambda m: typer.echo(m, err=True))
-    if join:
-        i = R.default_index() if index is None else index
-        done = R.join(spec, storage, store, i, (heartbeat, grace), WorkerOptions(
-            store=store, threads=threads, wandb_mode=mode,
-            log=lambda m: typer.echo(f"[worker {i}] {m}", err=True),
-        ))  # fmt: skip
+
+    def go() -> None:
+        if join:
+            i = R.default_index() if index is None else index
+            done = R.join(spec, storage, store, i, (heartbeat, grace), WorkerOptions(
+                store=store, threads=threads, wandb_mode=mode,
+                log=lambda m: typer.echo(f"[worker {i}] {m}", err=True),
+            ))  # fmt: skip
+            typer.echo(
+                f"worker {i}: {done['complete']} finished, {done['pruned']} pruned, {done['failed']} failed"
+            )
+            return
+        command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        study, target = R.prepare(spec, storage, store, spec.trials if trials is None else trials, command)
+        where = S.describe_storage(storage, S.journal_path(store, spec.name))
+        typer.echo(f"sweep {spec.name}: target {target} finished or pruned trials; storage {where}")
+        if workers == 0:
+            typer.echo(f"study ready; start workers with: harness sweep {name} --join --storage ...")
+            return
+        if workers == 1:
+            R.join(spec, storage, store, 0, (heartbeat, grace), opts)
+        else:
+            procs = R.spawn_workers(
+                str(spec.path), workers, store=store, storage=storage, preset=preset, sets=set_ or [],
+                threads=threads, wandb=mode, heartbeat=(heartbeat, grace),
+            )  # fmt: skip
+            codes = [p.wait() for p in procs]
+            if any(codes):
+                typer.echo(f"warning: worker exit codes {codes}", err=True)
+        k = spec.confirm_seeds if confirm is None else confirm
+        finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if k and not finished:
+            typer.echo("no finished trial (all pruned or failed): nothing to confirm", err=True)
+        elif k:
+            from harness.sweep.confirm import run_confirmation
+
+            run_confirmation(spec, study, store, k, opts)
+        if not no_report:
+            from harness.sweep.report import build_sweep_report
+            from harness.sweep.snapshot import write_snapshot
+
+            write_snapshot(store / spec.name, study)
+            folder = build_sweep_report(store, spec.name, out, storage=storage)
+            typer.echo(f"report: {folder / 'report.md'}")
+            typer.echo(f"html:   {folder / 'report.html'}")
+
+    try:
+        go()
+    except KeyboardInterrupt:
         typer.echo(
-            f"worker {i}: {done['complete']} finished, {done['pruned']} pruned, {done['failed']} failed"
+            "interrupted; the running trials are queued again: run the same command to resume", err=True
         )
-        return
-    command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    study, target = R.prepare(spec, storage, store, spec.trials if trials is None else trials, command)
-    where = S.describe_storage(storage, S.journal_path(store, spec.name))
-    typer.echo(f"sweep {spec.name}: target {target} finished or pruned trials; storage {where}")
-    if workers == 0:
-        typer.echo(f"study ready; start workers with: harness sweep {name} --join --storage ...")
-        return
-    if workers == 1:
-        R.join(spec, storage, store, 0, (heartbeat, grace), opts)
-    else:
-        procs = R.spawn_workers(
-            str(spec.path), workers, store=store, storage=storage, preset=preset, sets=set_ or [],
-            threads=threads, wandb=mode, heartbeat=(heartbeat, grace),
-        )  # fmt: skip
-        codes = [p.wait() for p in procs]
-        if any(codes):
-            typer.echo(f"warning: worker exit codes {codes}", err=True)
-    k = spec.confirm_seeds if confirm is None else confirm
-    if k:
-        from harness.sweep.confirm import run_confirmation
-
-        run_confirmation(spec, study, store, k, opts)
-    if not no_report:
-        from harness.sweep.report import build_sweep_report
-        from harness.sweep.snapshot import write_snapshot
-
-        write_snapshot(store / spec.name, study)
-        folder = build_sweep_report(store, spec.name, out, storage=storage)
-        typer.echo(f"report: {folder / 'report.md'}")
-        typer.echo(f"html:   {folder / 'report.html'}")
+        raise typer.Exit(130) from None

@@ -83,7 +83,7 @@ def join(
         heartbeat_interval=heartbeat[0],
         grace_period=heartbeat[1],
     )
-    study = S.load_study(spec, storage, S.worker_seed(spec, index))
+    study = S.load_study(spec, storage, index)
     return run_worker(S.adopt_recorded(spec, study), study, opts)
 
 

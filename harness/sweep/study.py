@@ -97,9 +97,10 @@ def describe_storage(url: str | None, journal: Path) -> str:
         return url.split("@")[-1]
 
 
-def worker_seed(spec: SweepSpec, worker_index: int) -> int:
-    """Sampler seed of one worker: two workers with one seed would propose the same trials."""
-    return spec.sampler_seed + worker_index
+def worker_seed(spec: SweepSpec, worker_index: int, existing: int = 0) -> int:
+    """Sampler seed of one worker: two workers with one seed would propose the same trials, and so would a
+    rerun of the command; hence ``sampler_seed + worker index + 1000 x trials already in the study``."""
+    return spec.sampler_seed + worker_index + 1000 * existing
 
 
 def make_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
@@ -160,19 +161,17 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: 
     return study
 
 
-def load_study(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
+def load_study(spec: SweepSpec, storage: optuna.storages.BaseStorage, worker_index: int) -> optuna.Study:
     """A worker joins an existing study (created by ``harness sweep``); it never creates one."""
     try:
-        return optuna.load_study(
-            study_name=study_name(spec),
-            storage=storage,
-            sampler=make_sampler(spec, seed),
-            pruner=make_pruner(spec),
-        )
+        study = optuna.load_study(study_name=study_name(spec), storage=storage, pruner=make_pruner(spec))
     except KeyError:
         raise UserError(
             f"no study '{spec.name}' in the storage; start it with `harness sweep {spec.name} --storage ...`"
         ) from None
+    existing = len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(spec, worker_seed(spec, worker_index, existing))
+    return study
 
 
 def adopt_recorded(spec: SweepSpec, study: optuna.Study) -> SweepSpec:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,16 @@ def objective(spec: SweepSpec, opts: WorkerOptions, trial: optuna.Trial) -> floa
     return values if spec.multi_objective else values[0]
 
 
+def _requeue(study: optuna.Study, numbers: list[int]) -> None:
+    """Ctrl-C: Optuna failed the running trial; queue it again (same params and unit): a rerun resumes it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=S.MAX_RETRY)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.number in numbers and not t.user_attrs.get(S.SURPLUS):
+            retry(study, t)
+
+
 def run_worker(spec: SweepSpec, study: optuna.Study, opts: WorkerOptions) -> dict[str, int]:
     """Work until the study's target is met; returns what this worker did (trial states it ended)."""
     done = {"complete": 0, "pruned": 0, "failed": 0}
@@ -167,12 +178,19 @@ def run_worker(spec: SweepSpec, study: optuna.Study, opts: WorkerOptions) -> dic
             return done
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if len(S.live(trials)) >= S.target(study) and not waiting:
-            time.sleep(
-                opts.poll_seconds
-            )  # the rest is running elsewhere; stay to retry it if its worker dies
+            # The rest is running elsewhere: stay, to retry it if its worker dies.
+            time.sleep(opts.poll_seconds)
             continue
         failed_before = done["failed"]
-        study.optimize(lambda t: objective(spec, opts, t), n_trials=1, catch=(Exception,), callbacks=[tally])
+        current: list[int] = []
+        try:
+            study.optimize(
+                lambda t, seen=current: seen.append(t.number) or objective(spec, opts, t),
+                n_trials=1, catch=(Exception,), callbacks=[tally],
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            _requeue(study, current)
+            raise
         streak = streak + 1 if done["failed"] > failed_before else 0
         if streak >= MAX_FAILURES_IN_A_ROW:
             opts.log(f"stopping: {streak} trials failed in a row (see the errors above and the run folders)")
