@@ -274,7 +274,7 @@ def test_a_trial_past_the_target_is_surplus(tmp_path):
 
 
 def test_interrupted_trial_is_queued_again_with_its_unit(tmp_path):
-    """Ctrl-C fails the running trial (Optuna); the worker queues it again so a rerun resumes its run folders."""
+    """Ctrl-C fails the running trial (Optuna); the worker queues it again: a rerun resumes its runs."""
     from harness.sweep.study import unit_number
     from harness.sweep.worker import _requeue
 
