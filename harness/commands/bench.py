@@ -96,7 +96,7 @@ def _print_table(r: dict[str, Any]) -> None:
         "GFLOP/it",
         "GFLOP/s",
         "of peak",
-        "peak MB (of it before model)",
+        "peak MB (base)",
     ):
         table.add_column(col, justify="right" if col != "step" else "left")
     for kind, s in r["steps"].items():
