@@ -209,6 +209,7 @@ BASE = {"kind": "sweep", "preset": "smoke", "data": "synth:seasons",
         ({"base": {"loss.lambda_A": 5}}, "'base.loss.lambda_A': 'loss.lambda_A' is swept"),
         ({"kind": "ablation"}, "'kind': expected \"sweep\""),
         ({"trials": 3}, "'trials': unknown key"),
+        ({"objectives": [{"metric": "fid_inception_AtoB"}]}, "needs eval.inception_weights in [base]"),
     ],
 )
 def test_spec_errors_name_file_and_key(change, message):
@@ -286,3 +287,33 @@ def test_interrupted_trial_is_queued_again_with_its_unit(tmp_path):
     _requeue(study, [trial.number])
     again = study.ask()
     assert again.number == 1 and unit_number(again) == 0 and again.params == trial.params
+
+
+def test_a_trial_that_raises_is_recorded_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    """The first training raises: that trial is FAIL with its error (trial and run folder), then exactly the
+    target number of trials finish."""
+    import harness.engine.worker as engine_worker
+
+    real, calls = engine_worker.train, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom in the training loop")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_worker, "train", flaky)
+    spec = tmp_path / "sweep-flaky.toml"
+    text = PRUNE_ALL.replace('pruner = "threshold"', 'pruner = "none"').replace('name = "prune-all"', "")
+    text = text.replace("pruner_options = { upper = -1.0 }", "")
+    spec.write_text(text)  # no name: the file's stem names the sweep
+    args = ["sweep", str(spec), "--threads", "1", "--wandb", "disabled", "--no-report"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    trials = _study(tmp_path / "runs", "sweep-flaky").get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[0].user_attrs["error"] == "RuntimeError: boom in the training loop"
+    (run_dir,) = (tmp_path / "runs" / "sweep-flaky").glob("trial-0-s0-*")
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"] == "RuntimeError: boom in the training loop"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"

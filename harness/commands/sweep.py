@@ -51,8 +51,8 @@ def sweep(
         int | None,
         typer.Option(
             "--trials",
-            help="Trials to ADD to those finished or pruned so far (default: the spec's trials). Running the "
-            "command again adds more; `--join` works towards the current target without adding.",
+            help="Trials to ADD to those finished or pruned so far (default: the spec's trials; none with "
+            "--confirm alone). Running the command again adds more; `--join` works towards the target.",
         ),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
@@ -132,7 +132,8 @@ def sweep(
             )
             return
         command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        study, target = R.prepare(spec, storage, store, spec.trials if trials is None else trials, command)
+        add = trials if trials is not None else (0 if confirm is not None else spec.trials)  # --confirm alone
+        study, target = R.prepare(spec, storage, store, add, command)
         where = S.describe_storage(storage, S.journal_path(store, spec.name))
         typer.echo(f"sweep {spec.name}: target {target} finished or pruned trials; storage {where}")
         if workers == 0:

@@ -414,6 +414,9 @@ def _check_config(spec: SweepSpec, where: str) -> None:
                     apply_overrides(base, {k: v})
                 except ConfigError as exc:
                     raise _err(path, f"params.{p.key}", str(exc)) from None
+    for i, o in enumerate(spec.objectives):
+        if "inception" in o.metric and not base.eval.inception_weights:
+            raise _err(path, f"objectives[{i}].metric", f"{o.metric} needs eval.inception_weights in [base]")
     for k, v in spec.default.items():
         try:
             apply_overrides(base, {k: v})
