@@ -90,6 +90,9 @@ class FastStep:
         for opt in (model.opt_G, model.opt_D):
             for group in opt.param_groups:
                 group["foreach"], group["fused"] = False, True
+            for param, state in opt.state.items():  # resumed from a plain-step checkpoint: fused wants
+                if torch.is_tensor(state.get("step")):  # the step count beside the parameter, in fp32
+                    state["step"] = state["step"].to(param.device, torch.float32)
         if self.channels_last:
             for net in (model.G_A, model.G_B, model.D_A, model.D_B):
                 net.to(memory_format=torch.channels_last)

@@ -151,3 +151,20 @@ def test_fast_step_fuses_adam_and_keeps_grad_flags() -> None:
 def test_bf16_needs_cuda() -> None:
     with pytest.raises(ConfigError, match="train.amp=bf16 needs a CUDA device"):
         FastStep(CycleGAN(resolve("smoke", {"train.amp": "bf16"})))
+
+
+def test_fast_step_continues_a_plain_step_run() -> None:
+    """Switching train.fast on at a resume: Adam state made by the plain step carries over to fused Adam."""
+    cfg = resolve("smoke")
+    a, b = CycleGAN(cfg), CycleGAN(cfg)
+    batch = {k: torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1 for k in "AB"}
+    a.train_step(batch)
+    b.train_step(batch)
+    step = FastStep(b)
+    for _ in range(2):
+        a.train_step(batch)
+        step(batch)
+    inert, state = inert_biases(a), b.state_dict()
+    for name, value in a.state_dict().items():
+        if name not in inert:
+            assert relative(value, state[name]) <= RTOL, name
