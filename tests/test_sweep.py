@@ -92,6 +92,7 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
     )
     assert "too few seeds for a verdict (2 / 2; at least 3 per arm)" in md  # no better/worse claim on n = 2
     assert "data:image/png;base64," in (report / "report.html").read_text()
+    assert "[sweep-lambda](sweep-lambda/report.md)" in (tmp_path / "reports" / "index.md").read_text()
     rows = list(csv.DictReader((report / "trials.csv").open()))
     assert len(rows) == 6 and {r["state"] for r in rows} <= {"complete", "pruned"}
     confirm = json.loads((tmp_path / "runs" / "sweep-lambda" / "confirm.json").read_text())

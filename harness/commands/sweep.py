@@ -159,9 +159,7 @@ def sweep(
             run_confirmation(spec, study, store, k, opts)
         if not no_report:
             from harness.sweep.report import build_sweep_report
-            from harness.sweep.snapshot import write_snapshot
 
-            write_snapshot(store / spec.name, study)
             folder = build_sweep_report(store, spec.name, out, storage=storage)
             typer.echo(f"report: {folder / 'report.md'}")
             typer.echo(f"html:   {folder / 'report.html'}")

@@ -15,10 +15,11 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from cyclegan.atomic import atomic_write_text
+from cyclegan.atomic import atomic_write_json, atomic_write_text
 from harness.engine import store as engine_store
 from harness.errors import UserError
 from harness.report import stats
+from harness.report.index import write_index
 from harness.report.render import (
     Bullets,
     Code,
@@ -202,6 +203,12 @@ def _verdict(c: stats.Comparison, name: str) -> str:
     better = c.ci_low > 0 if up else c.ci_high < 0
     worse = c.ci_high < 0 if up else c.ci_low > 0
     word = "better than" if better else "worse than" if worse else "not distinguishable from"
+    if (better or worse) and not c.p_welch < stats.ALPHA:  # at n = 3..5 the percentile bootstrap is narrow
+        word = f"probably {word}"
+        return (
+            f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds: the 95% bootstrap "
+            f"CI of the difference excludes 0 but Welch's p = {fmt(c.p_welch)}; more seeds would settle it."
+        )
     return (
         f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds "
         "(95% bootstrap CI of the difference)."
@@ -280,6 +287,8 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     multi = len(metrics) > 1
     dest = Path(out) / name
     dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.glob("*.png"):  # a rebuild must not keep a figure the study no longer supports
+        stale.unlink()
     notes: list[str] = []
     frame = trials_frame(records, metrics)
     runs = runs_frame(folder)
@@ -466,4 +475,30 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     title = f"Sweep {name}"
     atomic_write_text(dest / "report.md", to_markdown(title, sections, dest))
     atomic_write_text(dest / "report.html", to_html(title, sections))
+    _index_entry(dest, experiment, frame, rec)
+    write_index(Path(out))
     return dest
+
+
+def _index_entry(dest: Path, experiment: dict, frame: pd.DataFrame, rec: list[Any]) -> None:
+    """report.json, the ablation report's index record: reports/index.md lists sweeps beside ablations."""
+    states = frame["state"].value_counts().to_dict() if len(frame) else {}
+    verdicts = [f"recommended: {b.text}" for b in rec if isinstance(b, Code)]
+    verdicts += [item for b in rec if isinstance(b, Bullets) for item in b.items]
+    atomic_write_json(
+        dest / "report.json",
+        {
+            "name": experiment["name"],
+            "question": experiment.get("question", ""),
+            "date": experiment.get("created"),
+            "primary": experiment["metrics"]["primary"],
+            "kind": "sweep",
+            "verdicts": verdicts,
+            "runs": {
+                "planned": int(len(frame)),
+                "done": int(states.get("complete", 0) + states.get("pruned", 0)),
+                "failed": int(states.get("fail", 0)),
+                "missing": int(states.get("running", 0) + states.get("waiting", 0)),
+            },
+        },
+    )
