@@ -146,10 +146,19 @@ def _plot(make: Any, path: Path, notes: list[str], what: str) -> Path | None:
 
 
 def importances(study: optuna.Study, target: Any, notes: list[str]) -> tuple[dict[str, float], str]:
-    """fANOVA (Optuna's default); mean decrease in impurity when fANOVA cannot run."""
-    from optuna.importance import FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator
+    """fANOVA (Optuna's default); mean decrease in impurity, then PED-ANOVA (no scikit-learn) as fallbacks."""
+    from optuna.importance import (
+        FanovaImportanceEvaluator,
+        MeanDecreaseImpurityImportanceEvaluator,
+        PedAnovaImportanceEvaluator,
+    )
 
-    for evaluator in (FanovaImportanceEvaluator(seed=0), MeanDecreaseImpurityImportanceEvaluator(seed=0)):
+    evaluators = (
+        FanovaImportanceEvaluator(seed=0),
+        MeanDecreaseImpurityImportanceEvaluator(seed=0),
+        PedAnovaImportanceEvaluator(),
+    )
+    for evaluator in evaluators:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
