@@ -23,7 +23,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness.sweep.study import sql_url
+from harness.engine.queue import sql_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = """

@@ -32,11 +32,22 @@ JOURNAL = "queue.journal"
 optuna.logging.set_verbosity(logging.WARNING)
 
 
+def sql_url(url: str) -> str:
+    """``postgresql://`` with the installed driver: SQLAlchemy 2.1 means psycopg 3 by it, we ship psycopg2."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def storage_for(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
     """A database URL, a journal file path, or (None) ``folder/queue.journal``."""
     if url and "://" in url:
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(sql_url(url))
         except Exception as exc:  # noqa: BLE001 - driver/connection errors vary by backend
             raise UserError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
     from optuna.storages.journal import JournalFileBackend

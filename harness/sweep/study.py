@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.engine import store
-from harness.engine.queue import worker_alive
+from harness.engine.queue import sql_url, worker_alive
 from harness.errors import UserError
 from harness.sweep.spec import SweepSpec, base_config
 
@@ -34,17 +34,6 @@ SURPLUS = "surplus"
 
 def journal_path(store: Path, name: str) -> Path:
     return store / name / "queue.journal"
-
-
-def sql_url(url: str) -> str:
-    """``postgresql://`` with the installed driver: SQLAlchemy 2.1 means psycopg 3 by it, we ship psycopg2."""
-    import importlib.util
-
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None:
-        if importlib.util.find_spec("psycopg2") is not None:
-            return f"postgresql+psycopg2://{rest}"
-    return url
 
 
 def open_storage(
