@@ -26,6 +26,8 @@ def main() -> None:
     _register()
     try:
         app()
-    except user_error_types() as exc:
+    except Exception as exc:  # the error types are looked up only now: they import torch
+        if not isinstance(exc, user_error_types()):
+            raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -63,7 +63,7 @@ def test_bad_overrides_name_key_and_allowed_values(override: dict, message: str)
 
 
 def test_unknown_preset() -> None:
-    with pytest.raises(ConfigError, match="unknown preset 'huge'; valid: paper, cpu, smoke"):
+    with pytest.raises(ConfigError, match="unknown preset 'huge'; valid: paper, cpu, demo, smoke"):
         resolve("huge")
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from cyclegan import checkpoint
 from cyclegan.config import resolve
 from cyclegan.model import CycleGAN
-from harness.commands.probe import brownish, change_report, hsv
+from cyclegan.probe import brownish, change_report, hsv
 
 
 def test_hsv_matches_colorsys() -> None:

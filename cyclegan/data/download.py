@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from cyclegan.atomic import atomic_write
 from cyclegan.data.catalogue import DATASETS, MODELS, NOT_REDISTRIBUTABLE, dataset_url, model_url
 from cyclegan.data.sources import DataError, data_home
-from cyclegan.networks import drop_stale_norm_stats
 
 if TYPE_CHECKING:
     import torch
@@ -226,6 +225,8 @@ def download_model(
     raw = root / f"{name}.download"
     received = fetch(url, raw, show_progress)
     state = verify_generator(raw, url)
+    from cyclegan.networks import drop_stale_norm_stats
+
     state = drop_stale_norm_stats(state)
     atomic_write(target, lambda f: torch.save(state, f))
     raw.unlink()

@@ -19,7 +19,6 @@ from cyclegan.data.catalogue import (
     dataset_url,
     model_url,
 )
-from cyclegan.data.download import download_dataset, download_model, models_home
 from cyclegan.data.sources import DataError, data_home
 from cyclegan.data.validate import FolderReport, scan
 from harness.cli import app
@@ -106,6 +105,8 @@ def data_download(
     quiet: QuietOpt = False,
 ) -> None:
     """Download and extract an official data set (resumes a partial download; a second call does nothing)."""
+    from cyclegan.data.download import download_dataset
+
     fetched = download_dataset(name, root, base_url, show_progress=not quiet)
     if not fetched.downloaded:
         typer.echo(f"{name} is already there: {fetched.path} (nothing downloaded)")
@@ -195,6 +196,8 @@ def models_list(
     remote: Annotated[bool, typer.Option("--remote", help="Ask the server for each file's size.")] = False,
 ) -> None:
     """The official pretrained generators (one direction each) and which are here."""
+    from cyclegan.data.download import models_home
+
     root = root or models_home()
     rows = [
         (name, root / f"{name}.pth", root / f"{name}.download.part", model_url(name, base_url))
@@ -213,6 +216,8 @@ def models_download(
     quiet: QuietOpt = False,
 ) -> None:
     """Download an official generator, verified, saved where ``harness translate`` can use it directly."""
+    from cyclegan.data.download import download_model
+
     fetched = download_model(name, root, base_url, show_progress=not quiet)
     if not fetched.downloaded:
         typer.echo(f"{name} is already there: {fetched.path} (nothing downloaded)")

@@ -1,10 +1,4 @@
-"""``harness probe ood``: the seed's cat experiment - feed a generator images from neither domain and measure
-what it changes, overall and in brownish regions (a horse->zebra generator that learned "brown = horse" paints
-stripes on brown things that are not horses).
-
-"Brownish" pixels of the input: HSV hue in [10, 50] degrees (red-orange to orange-yellow), saturation >= 0.2
-and value in [0.1, 0.8] - brown is a dark, moderately saturated orange; bright oranges and greys are excluded.
-"""
+"""``harness probe ood``: the seed's cat experiment (the measures live in ``cyclegan.probe``)."""
 
 from __future__ import annotations
 
@@ -12,7 +6,6 @@ import io
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
 from harness.cli import app
@@ -22,54 +15,6 @@ probe_app = typer.Typer(
     help="Probe a trained generator outside its training distribution.", no_args_is_help=True
 )
 app.add_typer(probe_app, name="probe")
-
-BROWN_HUE = (10.0, 50.0)  # degrees
-BROWN_MIN_SAT = 0.2
-BROWN_VALUE = (0.1, 0.8)
-
-
-def hsv(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(hue in degrees, saturation, value) of (N, 3, H, W) images in [0, 1]."""
-    r, g, b = images.unbind(1)
-    v, _ = images.max(1)
-    c = v - images.min(1).values
-    s = torch.where(v > 0, c / v.clamp_min(1e-12), torch.zeros_like(v))
-    safe = c.clamp_min(1e-12)
-    h = torch.where(v == r, ((g - b) / safe) % 6, torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
-    return torch.where(c > 0, h * 60.0, torch.zeros_like(h)), s, v
-
-
-def brownish(images: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool mask of brownish pixels (see the module docstring for the definition)."""
-    h, s, v = hsv(images)
-    return (
-        (h >= BROWN_HUE[0])
-        & (h <= BROWN_HUE[1])
-        & (s >= BROWN_MIN_SAT)
-        & (v >= BROWN_VALUE[0])
-        & (v <= BROWN_VALUE[1])
-    )
-
-
-def change_report(inputs: torch.Tensor, outputs: torch.Tensor) -> list[dict]:
-    """Per image: mean |output - input| (channel mean, [0, 1]), overall and in / outside brownish regions."""
-    change = (outputs - inputs).abs().mean(1)
-    brown = brownish(inputs)
-    rows = []
-    for d, m in zip(change, brown, strict=True):
-        inside = float(d[m].mean()) if m.any() else None
-        outside = float(d[~m].mean()) if (~m).any() else None
-        ratio = inside / outside if inside is not None and outside else None
-        rows.append(
-            {
-                "change": float(d.mean()),
-                "brown_share": float(m.float().mean()),
-                "change_brown": inside,
-                "change_other": outside,
-                "brown_over_other": ratio,
-            }
-        )
-    return rows
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -88,6 +33,7 @@ def ood(
     set_: SetOpt = None,
 ) -> None:
     """Translate out-of-domain images; per image, how much changed overall and in brownish regions."""
+    import torch
     from rich.console import Console
     from rich.table import Table
     from torchvision.utils import make_grid, save_image
@@ -97,6 +43,7 @@ def ood(
     from cyclegan.config import resolve
     from cyclegan.data.images import load_rgb
     from cyclegan.data.transforms import preprocess
+    from cyclegan.probe import BROWN_HUE, BROWN_MIN_SAT, BROWN_VALUE, change_report
     from cyclegan.translate import load_generator
 
     G, cfg = load_generator(checkpoint, direction, resolve(preset, overrides_from(set_)))

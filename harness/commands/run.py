@@ -6,17 +6,19 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from harness.cli import app
-from harness.engine import runner
 from harness.engine import status as st
 from harness.engine.spec import SPEC_DIR, load_spec
 from harness.engine.tracking import MODES, pick_mode
 from harness.errors import UserError
 from harness.options import SetOpt, overrides_from
+
+if TYPE_CHECKING:
+    from harness.engine import runner
 
 NameArg = Annotated[
     str, typer.Argument(help="Spec name in experiments/ (e.g. ablate-pool) or a path to a .toml.")
@@ -73,6 +75,8 @@ def run(
     ] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
+    from harness.engine import runner
+
     options = runner.RunOptions(store, workers, storage, _mode(wandb), retry_failed, True, reports)
     plan = runner.plan_from_args(name, store, preset, seeds, data, overrides_from(set_))
     if dry_run:
@@ -141,6 +145,7 @@ def _report(plan, options: runner.RunOptions, complete: bool) -> None:
 
 
 def _print_plan(plan, workers: int) -> None:
+    from harness.engine import runner
     from harness.engine.worker import is_done
 
     todo = [u for u in plan.units if not is_done(u)]

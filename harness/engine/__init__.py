@@ -2,31 +2,29 @@
 
 A sweep reuses the same pieces: build ``Unit``s with ``unit_for``, enqueue their ``attrs()`` in a
 ``Queue`` (or run them directly with ``run_unit``), and let ``work`` pull them.
+
+Names are imported on first use (PEP 562), so ``harness --help`` and light commands do not pay for torch
+and Optuna.
 """
 
-from harness.engine.plan import Plan, Unit, build_plan, run_name, unit_for
-from harness.engine.queue import Claim, Queue, worker_alive
-from harness.engine.recorder import UnitCallbacks
-from harness.engine.spec import Spec, load_spec, resolve_spec_path
-from harness.engine.worker import Result, RunBusy, WorkerOptions, is_done, run_unit, work
+from __future__ import annotations
 
-__all__ = [
-    "Claim",
-    "Plan",
-    "Queue",
-    "Result",
-    "RunBusy",
-    "Spec",
-    "Unit",
-    "UnitCallbacks",
-    "WorkerOptions",
-    "build_plan",
-    "is_done",
-    "load_spec",
-    "resolve_spec_path",
-    "run_name",
-    "run_unit",
-    "unit_for",
-    "work",
-    "worker_alive",
-]
+import importlib
+from typing import Any
+
+_HOME = {
+    "Plan": "plan", "Unit": "plan", "build_plan": "plan", "run_name": "plan", "unit_for": "plan",
+    "Claim": "queue", "Queue": "queue", "worker_alive": "queue",
+    "UnitCallbacks": "recorder",
+    "Spec": "spec", "load_spec": "spec", "resolve_spec_path": "spec",
+    "Result": "worker", "RunBusy": "worker", "WorkerOptions": "worker", "is_done": "worker",
+    "run_unit": "worker", "work": "worker",
+}  # fmt: skip
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'harness.engine' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"harness.engine.{_HOME[name]}"), name)
