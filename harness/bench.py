@@ -272,11 +272,50 @@ def run_bench(
 CallbacksFactory = Callable[[Config, Path], Callbacks]
 
 
+class TimedCallbacks(Callbacks):
+    """Wraps run callbacks and adds up the seconds spent in each hook, so the overhead can be broken down."""
+
+    def __init__(self, inner: Callbacks) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self.final_eval_seconds = 0.0
+
+    def _timed(self, hook: str, *args: Any) -> Any:
+        tick = time.perf_counter()
+        try:
+            return getattr(self.inner, hook)(*args)
+        finally:
+            self.seconds[hook] = self.seconds.get(hook, 0.0) + time.perf_counter() - tick
+
+    def on_start(self, model, progress) -> None:
+        self._timed("on_start", model, progress)
+
+    def on_log(self, progress, losses) -> None:
+        self._timed("on_log", progress, losses)
+
+    def on_eval(self, model, progress) -> None:
+        if progress.iteration >= progress.total:  # the loop's last evaluation runs after wall_seconds is set
+            tick = time.perf_counter()
+            self.inner.on_eval(model, progress)
+            self.final_eval_seconds += time.perf_counter() - tick
+            return
+        self._timed("on_eval", model, progress)
+
+    def on_checkpoint(self, progress, path) -> None:
+        self._timed("on_checkpoint", progress, path)
+
+    def should_stop(self, progress) -> bool:
+        return self._timed("should_stop", progress)
+
+
 def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: Path | None = None) -> dict:
     """Train ``cfg`` for real with the given callbacks; report the share of wall time outside the train step.
 
     ``callbacks_factory(cfg, run_dir)`` builds the run's callbacks (the engine's, or ``store_callbacks``).
-    Wall time counts from the loop's start (model built) to its end, including the final evaluation.
+    ``overhead_share`` is the loop's own split (``Progress.wall_seconds`` vs ``train_seconds``); the loop's
+    final evaluation runs after it stops the wall clock, so ``overhead_share_with_final_eval`` adds it back.
+    ``hook_seconds`` breaks the in-loop overhead down by callback hook; the rest of it (``other_seconds``) is
+    data loading, checkpoint writes and loop bookkeeping.
     """
     from cyclegan.train import train
 
@@ -284,15 +323,18 @@ def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: 
         folder = Path(run_dir) if run_dir else Path(tmp) / "run"
         folder.mkdir(parents=True, exist_ok=True)
         tick = time.perf_counter()
-        callbacks = callbacks_factory(cfg, folder)
+        inner = callbacks_factory(cfg, folder)
+        callbacks = TimedCallbacks(inner)
         try:
             _, progress = train(cfg, folder, callbacks, resume=False)
         finally:
-            close = getattr(callbacks, "close", None)
+            close = getattr(inner, "close", None)
             if close is not None:
                 close()
         total = time.perf_counter() - tick
     outside = progress.wall_seconds - progress.train_seconds
+    in_loop_hooks = {k: v for k, v in callbacks.seconds.items() if k != "on_start"}
+    final = callbacks.final_eval_seconds
     return {
         "callbacks": getattr(callbacks_factory, "__qualname__", str(callbacks_factory)),
         "iterations": progress.iteration,
@@ -300,7 +342,11 @@ def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: 
         "train_seconds": progress.train_seconds,
         "overhead_seconds": outside,
         "overhead_share": outside / progress.wall_seconds,
-        "outside_loop_seconds": total - progress.wall_seconds,  # data set, model, W&B finish: once per run
+        "final_eval_seconds": final,
+        "overhead_share_with_final_eval": (outside + final) / (progress.wall_seconds + final),
+        "hook_seconds": in_loop_hooks,
+        "other_seconds": outside - sum(in_loop_hooks.values()),
+        "outside_loop_seconds": total - progress.wall_seconds - final,  # data set, model, W&B: once per run
         "log_every": cfg.train.log_every,
         "eval_every": cfg.train.eval_every,
         "checkpoint_every": cfg.train.checkpoint_every,

@@ -101,6 +101,10 @@ def test_overhead_trains_for_real_with_run_callbacks(tmp_path: Path, monkeypatch
     assert r["iterations"] == 6 and r["callbacks"] == "store_callbacks"
     assert 0 < r["train_seconds"] < r["wall_seconds"]
     assert r["overhead_share"] == pytest.approx((r["wall_seconds"] - r["train_seconds"]) / r["wall_seconds"])
+    # one evaluation inside the loop (at 3), the last one (at 6) after the loop stops its wall clock
+    assert r["hook_seconds"]["on_eval"] > 0 and r["final_eval_seconds"] > 0
+    assert r["overhead_share_with_final_eval"] > r["overhead_share"]
+    assert r["other_seconds"] == pytest.approx(r["overhead_seconds"] - sum(r["hook_seconds"].values()))
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in records if x["kind"] == "loss"] == [2, 4, 6]
     assert [x["iteration"] for x in records if x["kind"] == "eval"] == [3, 6]

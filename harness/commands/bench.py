@@ -65,11 +65,15 @@ def bench(
 
 
 def _overhead_text(r: dict[str, Any]) -> str:
+    hooks = ", ".join(f"{k} {v:.2f} s" for k, v in r["hook_seconds"].items())
     return (
         f"{r['iterations']} iterations ({r['callbacks']}): wall {r['wall_seconds']:.1f} s, train step "
-        f"{r['train_seconds']:.1f} s, outside the step {r['overhead_seconds']:.1f} s = "
-        f"{100 * r['overhead_share']:.1f} % of wall time (log every {r['log_every']}, eval every "
-        f"{r['eval_every']}, checkpoint every {r['checkpoint_every']}, {r['num_workers']} loader workers); "
+        f"{r['train_seconds']:.1f} s, outside the step {r['overhead_seconds']:.2f} s = "
+        f"{100 * r['overhead_share']:.1f} % of wall time; with the final evaluation "
+        f"({r['final_eval_seconds']:.2f} s) {100 * r['overhead_share_with_final_eval']:.1f} %\n"
+        f"in-loop hooks: {hooks}; data loading, checkpoint writes, bookkeeping: {r['other_seconds']:.2f} s\n"
+        f"(log every {r['log_every']}, eval every {r['eval_every']}, checkpoint every "
+        f"{r['checkpoint_every']}, {r['num_workers']} loader workers); "
         f"once-per-run set-up/teardown outside the loop {r['outside_loop_seconds']:.1f} s"
     )
 
