@@ -311,7 +311,7 @@ class TimedCallbacks(Callbacks):
 def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: Path | None = None) -> dict:
     """Train ``cfg`` for real with the given callbacks; report the share of wall time outside the train step.
 
-    ``callbacks_factory(cfg, run_dir)`` builds the run's callbacks (the engine's, or ``store_callbacks``).
+    ``callbacks_factory(cfg, run_dir)`` builds the run's callbacks (``engine_callbacks``: the engine's).
     ``overhead_share`` is the loop's own split (``Progress.wall_seconds`` vs ``train_seconds``); the loop's
     final evaluation runs after it stops the wall clock, so ``overhead_share_with_final_eval`` adds it back.
     ``hook_seconds`` breaks the in-loop overhead down by callback hook; the rest of it (``other_seconds``) is
@@ -354,76 +354,6 @@ def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: 
     }
 
 
-class StoreCallbacks(Callbacks):
-    """Stand-in for the engine's run callbacks, doing the same kinds of work per docs/RUNSTORE.md.
-
-    Losses go to ``metrics.jsonl`` (one flushed line each ``log_every``) and to an offline W&B run; each
-    evaluation runs the ``Evaluator`` (built at start, as a run would), appends an eval record, writes a
-    sample grid and rewrites ``summary.json`` atomically. Used by ``measure_overhead`` until the engine lands.
-    """
-
-    def __init__(self, cfg: Config, run_dir: Path, wandb_mode: str = "offline") -> None:
-        self.cfg, self.run_dir, self.wandb_mode = cfg, run_dir, wandb_mode
-        self.metrics = (run_dir / "metrics.jsonl").open("a")
-        self.evaluator: Any = None
-        self.wandb: Any = None
-        self.last_metrics: dict = {}
-
-    def on_start(self, model: CycleGAN, progress) -> None:
-        import wandb
-
-        from cyclegan.metrics import Evaluator
-
-        self.evaluator = Evaluator(self.cfg, model.device)
-        self.wandb = wandb.init(
-            project="cyclegan-bench", dir=str(self.run_dir), mode=self.wandb_mode, config=self.cfg.to_dict()
-        )
-
-    def _write(self, record: dict) -> None:
-        import json
-
-        self.metrics.write(json.dumps(record) + "\n")
-        self.metrics.flush()
-
-    def on_log(self, progress, losses: dict[str, float]) -> None:
-        record = {"kind": "loss", "iteration": progress.iteration, "epoch": progress.epoch, **losses}
-        self._write(record | {"time": progress.wall_seconds})
-        self.wandb.log(losses, step=progress.iteration)
-
-    def on_eval(self, model: CycleGAN, progress) -> None:
-        from torchvision.utils import save_image
-
-        from cyclegan.atomic import atomic_write, atomic_write_json
-
-        values = self.evaluator(model)
-        self._write({"kind": "eval", "iteration": progress.iteration, **values})
-        self.wandb.log({k: v for k, v in values.items() if v is not None}, step=progress.iteration)
-        k = self.cfg.eval.n_samples
-        if k:
-            A, B = self.evaluator.test_A[:k], self.evaluator.test_B[:k]
-            grid = torch.cat([A, model.translate(A, "AtoB").cpu(), B, model.translate(B, "BtoA").cpu()])
-            path = self.run_dir / "samples" / f"{progress.iteration:07d}.png"
-            atomic_write(path, lambda f: save_image(grid * 0.5 + 0.5, f, nrow=k, format="png"))
-        atomic_write_json(
-            self.run_dir / "summary.json",
-            {
-                "status": "running",
-                "iteration": progress.iteration,
-                "total": progress.total,
-                "metrics": values,
-            },
-        )
-
-    def close(self) -> None:
-        self.metrics.close()
-        if self.wandb is not None:
-            self.wandb.finish()
-
-
-def store_callbacks(cfg: Config, run_dir: Path) -> StoreCallbacks:
-    return StoreCallbacks(cfg, run_dir)
-
-
 def engine_callbacks(cfg: Config, run_dir: Path) -> Callbacks:
     """The callbacks a worker of the engine gives a run: its ``Recorder`` (store, eval, samples, summary) with
     a W&B ``Tracker`` (mode from $WANDB_MODE, offline by default), started as the worker starts it."""
@@ -448,13 +378,3 @@ def engine_callbacks(cfg: Config, run_dir: Path) -> Callbacks:
     recorder = Recorder(unit, tracker)
     recorder.close = tracker.finish  # type: ignore[attr-defined]  # measure_overhead closes what it opened
     return recorder
-
-
-def callbacks_factory() -> CallbacksFactory:
-    """The engine's run callbacks when the engine is installed, else the stand-in ``store_callbacks``."""
-    try:
-        import harness.engine.recorder  # noqa: F401
-        import harness.engine.tracking  # noqa: F401
-    except ImportError:
-        return store_callbacks
-    return engine_callbacks

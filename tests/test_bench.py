@@ -97,8 +97,8 @@ def test_overhead_trains_for_real_with_run_callbacks(tmp_path: Path, monkeypatch
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = resolve("smoke", {"train.max_iters": 6, "train.eval_every": 3, "train.checkpoint_every": 3})
     run = tmp_path / "run"
-    r = bench.measure_overhead(cfg, bench.store_callbacks, run)
-    assert r["iterations"] == 6 and r["callbacks"] == "store_callbacks"
+    r = bench.measure_overhead(cfg, bench.engine_callbacks, run)
+    assert r["iterations"] == 6 and r["callbacks"] == "engine_callbacks"
     assert 0 < r["train_seconds"] < r["wall_seconds"]
     assert r["overhead_share"] == pytest.approx((r["wall_seconds"] - r["train_seconds"]) / r["wall_seconds"])
     # one evaluation inside the loop (at 3), the last one (at 6) after the loop stops its wall clock

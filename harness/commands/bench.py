@@ -54,7 +54,7 @@ def bench(
     overrides = overrides_from(set_)
     if overhead:
         cfg = B.bench_config(preset, size, {**overrides, "train.max_iters": overhead_iters})
-        result = {"preset": preset, "overrides": overrides, **B.measure_overhead(cfg, B.callbacks_factory())}
+        result = {"preset": preset, "overrides": overrides, **B.measure_overhead(cfg, B.engine_callbacks)}
         typer.echo(json.dumps(result, indent=2) if json_ else _overhead_text(result))
         return
     result = B.run_bench(preset, size, overrides, iters=iters, warmup=warmup, memory=memory)

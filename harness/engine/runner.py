@@ -144,6 +144,16 @@ def worker_threads(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
+def child_env(threads: int) -> dict[str, str]:
+    """The environment of a worker process: ours with its thread share, minus ``WANDB_SERVICE`` (the socket
+    of a W&B service this process may have started; a child that inherits it tries to reach that service
+    instead of starting its own, and logs nothing once it is gone)."""
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env["OMP_NUM_THREADS"] = str(threads)
+    env.setdefault("WANDB_SILENT", "true")
+    return env
+
+
 def start_workers(name: str, options: RunOptions, project: str) -> list[subprocess.Popen]:
     """K ``harness worker`` processes, each with its share of the cores."""
     threads = worker_threads(options.workers)
@@ -153,11 +163,7 @@ def start_workers(name: str, options: RunOptions, project: str) -> list[subproce
         cmd += ["--storage", options.storage]
     if not options.evaluate:
         cmd += ["--no-eval"]
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "WANDB_SILENT": os.environ.get("WANDB_SILENT", "true"),
-    }
+    env = child_env(threads)
     return [
         subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if sys.stdout.isatty() else None)
         for _ in range(options.workers)

@@ -9,7 +9,6 @@ host and pid.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 import zlib
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan.atomic import atomic_write_json
+from harness.engine.runner import child_env
 from harness.sweep import study as S
 from harness.sweep.spec import SweepSpec, base_config
 from harness.sweep.worker import WorkerOptions, run_worker
@@ -63,7 +63,7 @@ def spawn_workers(
             cmd += ["--preset", preset]
         for s in sets:
             cmd += ["--set", s]
-        procs.append(subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads)}))
+        procs.append(subprocess.Popen(cmd, env=child_env(threads)))
     return procs
 
 
