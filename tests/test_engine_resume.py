@@ -88,6 +88,7 @@ def test_sigkilled_worker_resumes_exactly(tmp_path, monkeypatch):
     ref_unit = next(u for u in reference.units if u.arm == "a")
     assert ref_unit.key == unit_a.key
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("OMP_NUM_THREADS", env["OMP_NUM_THREADS"])  # as the CLI's worker saw it
     threads = torch.get_num_threads()
     try:  # the same thread count as the CLI's single worker, so the arithmetic is the same
         options = WorkerOptions(store=tmp_path / "ref", wandb="disabled", threads=worker_threads(1))
