@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	# 2 arms x 2 seeds at the demo scale on the built-in synthetic data; prints where the report is
-	WANDB_SILENT=true $(BIN)/harness run ablate-pool --preset demo --seeds 2 --workers 2
+	# 2 arms x 3 seeds at the demo scale on the built-in synthetic data; prints where the report is
+	WANDB_SILENT=true $(BIN)/harness run ablate-pool --preset demo --seeds 3 --workers 2
 
 test: $(STAMP)
 	WANDB_SILENT=true WANDB_MODE=offline $(BIN)/python -m pytest -q -x --durations=15

@@ -279,7 +279,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.checkpoint_every": 500,
         "eval.n_test": 100,
     },
-    # `make demo`: a whole ablation (2 arms x 2 seeds) in a few minutes on 2 cores, at the cpu preset's 32 px.
+    # `make demo`: a whole ablation (2 arms x 3 seeds) in about two minutes on 2 cores, at the cpu preset's 32 px.
     "demo": {
         "model.ngf": 8,
         "model.n_blocks": 2,
@@ -290,12 +290,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.synth_size": 32,
         "data.synth_n_train": 200,
         "data.synth_n_test": 50,
-        "optim.n_epochs": 1,
+        "optim.n_epochs": 2,
         "optim.n_epochs_decay": 1,
-        "train.max_iters": 300,
+        "train.max_iters": 600,
         "train.log_every": 10,
-        "train.eval_every": 100,
-        "train.checkpoint_every": 100,
+        "train.eval_every": 200,
+        "train.checkpoint_every": 200,
         "eval.n_test": 50,
         "eval.n_samples": 6,
     },
