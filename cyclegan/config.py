@@ -279,7 +279,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.checkpoint_every": 500,
         "eval.n_test": 100,
     },
-    # `make demo`: a whole ablation (2 arms x 3 seeds) in about two minutes on 2 cores, at the cpu preset's 32 px.
+    # `make demo`: a whole ablation (2 arms x 3 seeds) in about two minutes on 2 cores, at 32 px.
     "demo": {
         "model.ngf": 8,
         "model.n_blocks": 2,
