@@ -19,6 +19,7 @@ demo: $(STAMP)
 	WANDB_SILENT=true $(BIN)/harness run ablate-pool --preset demo --seeds 3 --workers 2
 
 test: $(STAMP)
+	$(BIN)/ruff check cyclegan harness tests
 	WANDB_SILENT=true WANDB_MODE=offline $(BIN)/python -m pytest -q -x --durations=15
 
 bench: $(STAMP)
