@@ -113,7 +113,9 @@ def welch_p(x, y) -> float:
         return math.nan
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return math.nan
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # near-constant samples (a saturated metric) would print scipy's
+        warnings.simplefilter("ignore", RuntimeWarning)  # precision warning on the user's console
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def mannwhitney(x, y) -> tuple[float, float]:
