@@ -97,6 +97,15 @@ def data_list(
         typer.echo(f"note: {note}")
 
 
+def _say_fetched(name: str, fetched, hint: str) -> None:
+    """One line for what a download did (nothing, when it was already there), then how to use it."""
+    if not fetched.downloaded:
+        typer.echo(f"{name} is already there: {fetched.path} (nothing downloaded)")
+        return
+    typer.echo(f"downloaded {name} ({_mib(fetched.bytes_fetched)} fetched) to {fetched.path}")
+    typer.echo(hint)
+
+
 @data_app.command("download")
 def data_download(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(DATASETS)}.")],
@@ -108,11 +117,7 @@ def data_download(
     from cyclegan.data.download import download_dataset
 
     fetched = download_dataset(name, root, base_url, show_progress=not quiet)
-    if not fetched.downloaded:
-        typer.echo(f"{name} is already there: {fetched.path} (nothing downloaded)")
-        return
-    typer.echo(f"downloaded {name} ({_mib(fetched.bytes_fetched)} fetched) to {fetched.path}")
-    typer.echo(f"train on it with: --set data.dataset={fetched.path}")
+    _say_fetched(name, fetched, f"train on it with: --set data.dataset={fetched.path}")
 
 
 def _size_text(folder: FolderReport) -> str:
@@ -187,11 +192,14 @@ def data_check(
     typer.echo("ok")
 
 
+ModelsRootOpt = Annotated[
+    Path | None, typer.Option("--root", help="Folder for models (default: <data home>/models).")
+]
+
+
 @models_app.command("list")
 def models_list(
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Folder for models (default: <data home>/models).")
-    ] = None,
+    root: ModelsRootOpt = None,
     base_url: BaseOpt = None,
     remote: Annotated[bool, typer.Option("--remote", help="Ask the server for each file's size.")] = False,
 ) -> None:
@@ -209,9 +217,7 @@ def models_list(
 @models_app.command("download")
 def models_download(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.")],
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Folder for models (default: <data home>/models).")
-    ] = None,
+    root: ModelsRootOpt = None,
     base_url: BaseOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -219,8 +225,4 @@ def models_download(
     from cyclegan.data.download import download_model
 
     fetched = download_model(name, root, base_url, show_progress=not quiet)
-    if not fetched.downloaded:
-        typer.echo(f"{name} is already there: {fetched.path} (nothing downloaded)")
-        return
-    typer.echo(f"downloaded {name} ({_mib(fetched.bytes_fetched)} fetched) to {fetched.path}")
-    typer.echo(f"use it with: harness translate {fetched.path} IMAGES... --out translated")
+    _say_fetched(name, fetched, f"use it with: harness translate {fetched.path} IMAGES... --out translated")
