@@ -24,7 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/harness bench --preset cpu
-	$(BIN)/harness bench --preset paper --size 128 --iters 3
+	$(BIN)/harness bench --preset paper --size 128 --set model.n_blocks=6 --iters 5 --warmup 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check cyclegan harness tests
