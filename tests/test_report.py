@@ -219,11 +219,11 @@ def test_report_files_and_verdicts(built) -> None:
     md = (out / "report.md").read_text()
     info = json.loads((out / "report.json").read_text())
     # pool0 is 0.17 below the control with sd 0.02: detected; idt0 differs by ~0.005: not detected
-    assert info["verdicts"][0].startswith(r"pool0 is worse on zebra.stripe_AtoB: -0.1")
+    assert info["verdicts"][0].startswith(r"pool0 is worse than pool50 on zebra.stripe_AtoB: -0.1")
     assert "no detectable difference with 4 vs 5 seeds" in info["verdicts"][1]
     assert re.search(r"about \d+ seeds per arm would detect a difference of", info["verdicts"][1])
     assert info["runs"] == {"planned": 15, "done": 13, "failed": 1, "missing": 1}
-    assert r"pool0 is worse on zebra.stripe\_AtoB" in md
+    assert r"pool0 is worse than pool50 on zebra.stripe\_AtoB" in md
     assert "harness run ablate-pool --preset smoke" in md  # the reproduce command
     assert "3173c7b (14 runs)" in md and "testhost / cpu (14 runs)" in md
     # every figure is linked relatively and exists
@@ -320,6 +320,41 @@ def test_comparisons_equal_an_independent_computation(built) -> None:
     for mask in (declared, ~declared):
         holm = multipletests(ref_p[mask], method="holm")[1]
         np.testing.assert_allclose(got.loc[mask, "p_welch_holm"], holm, rtol=0, atol=1e-12)
+
+
+def test_spec_compare_pairs_join_the_declared_family(tmp_path) -> None:
+    """A `compare` pair (two non-control arms) is tested like arm-vs-control and Holm-corrected with it."""
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+
+    store = make_store(tmp_path / "runs")
+    path = store / "ablate-pool" / "experiment.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "compare": [["idt0", "pool0"]]}))
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    got = pd.read_csv(out / "comparisons.csv")
+    assert list(got[got["metric"] == PRIMARY][["arm", "vs"]].itertuples(index=False, name=None)) == [
+        ("pool0", "pool50"),
+        ("idt0", "pool50"),
+        ("idt0", "pool0"),
+    ]
+    row = got[(got["arm"] == "idt0") & (got["vs"] == "pool0") & (got["metric"] == PRIMARY)].iloc[0]
+    finals = {}
+    for run_json in sorted((store / "ablate-pool").glob("*/run.json")):
+        info = json.loads(run_json.read_text())
+        if info["status"] == "done":
+            summary = json.loads((run_json.parent / "summary.json").read_text())
+            finals.setdefault(info["arm"], []).append(summary["metrics"][PRIMARY])
+    x, y = np.array(finals["idt0"]), np.array(finals["pool0"])
+    assert row["diff"] == pytest.approx(x.mean() - y.mean(), rel=0, abs=1e-12)
+    assert row["p_welch"] == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue, abs=1e-12)
+    declared = got[got["family"] == "declared"]
+    assert len(declared) == 3 * 2  # three pairs x (primary, secondary)
+    holm = multipletests(declared["p_welch"].to_numpy(), method="holm")[1]
+    np.testing.assert_allclose(declared["p_welch_holm"], holm, rtol=0, atol=1e-12)
+    # idt0 (0.615) is clearly above pool0 (0.45): the sentence names the reference
+    md = (out / "report.md").read_text()
+    assert r"idt0 is better than pool0 on zebra.stripe\_AtoB" in md
+    assert "| idt0 | pool0 |" in md
 
 
 def test_html_is_self_contained(built) -> None:
@@ -458,9 +493,7 @@ def test_arms_that_trained_alike_are_called_identical(tmp_path) -> None:
         target.write_text(json.dumps({**json.loads(target.read_text()), "metrics": control["metrics"]}))
     out = build_report(store, "ablate-pool", tmp_path / "rep")
     verdicts = json.loads((out / "report.json").read_text())["verdicts"]
-    assert verdicts[1].startswith(
-        "idt0 vs pool50 on zebra.stripe_AtoB: every seed gave exactly the control's"
-    )
+    assert verdicts[1].startswith("idt0 vs pool50 on zebra.stripe_AtoB: every seed gave exactly pool50's")
 
 
 def test_running_and_unreadable_runs_are_listed_with_reasons(tmp_path) -> None:

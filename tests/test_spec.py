@@ -78,6 +78,12 @@ BAD = {
         "train.seed",
     ),
     "bad-metric": (GOOD.format(extra='[metrics]\nprimary = "nope"'), "metrics.primary: 'nope'"),
+    "compare-unknown-arm": (GOOD.format(extra='compare = [["b", "z"]]'), "compare[0]: 'z' is not an arm"),
+    "compare-with-control": (
+        GOOD.format(extra='compare = [["b", "a"]]'),
+        "compare[0]: every arm is already compared with the control 'a'",
+    ),
+    "compare-not-a-pair": (GOOD.format(extra='compare = [["b"]]'), "compare[0]: expected [arm, reference]"),
 }
 
 
@@ -143,6 +149,15 @@ def test_plan_precedence_seeds_and_hash_in_the_folder_name(tmp_path):
     spec_path.write_text(GOOD.format(extra="iterations = 8"))
     again = build_plan(load_spec(spec_path), tmp_path / "runs")
     assert again.units[0].key != u.key
+
+
+def test_compare_pairs_reach_experiment_json(tmp_path):
+    spec_path = tmp_path / "t.toml"
+    spec_path.write_text(GOOD.format(extra='compare = [["c", "b"]]') + '\n[arms.c]\n"train.pool_size" = 1\n')
+    spec = load_spec(spec_path)
+    assert spec.compare == [("c", "b")]
+    record = build_plan(spec, tmp_path / "runs").experiment_record("harness run t")
+    assert record["compare"] == [["c", "b"]] and record["control"] == "a"
 
 
 def test_btoa_metrics_are_recorded_under_original_domain_names():

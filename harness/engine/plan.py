@@ -99,6 +99,7 @@ class Plan:
             "base": {**s.base, **budget_overrides(s.budget), **self.sets},
             "data": self.data,
             "control": s.control,
+            "compare": [list(pair) for pair in s.compare],
             "arms": s.arms,
             "arm_notes": s.arm_notes,
             "seeds": self.seeds,

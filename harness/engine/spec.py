@@ -29,6 +29,7 @@ TOP_KEYS = (
     "data",
     "arms",
     "control",
+    "compare",
     "seeds",
     "iterations",
     "epochs",
@@ -62,6 +63,7 @@ class Spec:
     project: str
     arm_notes: dict[str, str] = field(default_factory=dict)
     kind: str = "ablation"
+    compare: list[tuple[str, str]] = field(default_factory=list)  # extra (arm, reference) pairs
 
 
 def safe_name(name: str) -> bool:
@@ -146,6 +148,31 @@ def _overrides(path: Path, where: str, table: Any) -> dict[str, Any]:
     except ConfigError as exc:
         raise UserError(f"{path}: {where}: {exc}") from None
     return flat
+
+
+def _compare(path: Path, raw: Any, arms: dict[str, Any], control: str) -> list[tuple[str, str]]:
+    """Planned comparisons besides arm-vs-control, e.g. two norms at the same batch size when the control
+    is at another: they join the declared Holm family, so they cost power like any other test."""
+    what = 'a list of [arm, reference] pairs, e.g. [["batch-b4", "inst-b4"]]'
+    pairs: list[tuple[str, str]] = []
+    for i, pair in enumerate(_expect(path, "compare", raw, list, what)):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(a, str) for a in pair)):
+            raise UserError(f"{path}: compare[{i}]: expected [arm, reference], got {pair!r}")
+        for a in pair:
+            if a not in arms:
+                raise UserError(f"{path}: compare[{i}]: '{a}' is not an arm; valid: {', '.join(arms)}")
+        arm, ref = pair
+        if arm == ref:
+            raise UserError(f"{path}: compare[{i}]: an arm compared with itself ('{arm}')")
+        if control in pair:
+            raise UserError(
+                f"{path}: compare[{i}]: every arm is already compared with the control '{control}'; "
+                "list only pairs of two other arms"
+            )
+        if (arm, ref) in pairs or (ref, arm) in pairs:
+            raise UserError(f"{path}: compare[{i}]: {arm} vs {ref} is listed twice")
+        pairs.append((arm, ref))
+    return pairs
 
 
 def _budget(path: Path, raw: dict[str, Any]) -> dict[str, int]:
@@ -261,6 +288,7 @@ def load_spec(path: str | Path) -> Spec:
     control = _expect(path, "control", raw["control"], str, "an arm name")
     if control not in arms:
         raise UserError(f"{path}: control: '{control}' is not an arm; valid: {', '.join(arms)}")
+    compare = _compare(path, raw.get("compare", []), arms, control)
     seeds = parse_seeds(f"{path}: seeds", raw.get("seeds", DEFAULT_SEEDS))
     budget = _budget(path, raw)
     eval_every = raw.get("eval_every")
@@ -287,4 +315,5 @@ def load_spec(path: str | Path) -> Spec:
         secondary=secondary,
         project=project,
         arm_notes=notes,
+        compare=compare,
     )

@@ -1,4 +1,5 @@
-"""The numbers of a comparison report: per-arm summaries, arm-vs-control tests, Holm, verdicts in words."""
+"""The numbers of a comparison report: per-arm summaries, arm-vs-reference tests (the control, plus the spec's
+extra `compare` pairs), Holm, verdicts in words."""
 
 from __future__ import annotations
 
@@ -31,23 +32,23 @@ def _p(x: float) -> str:
     return f"{x:.2g}" if math.isfinite(x) else "n/a"
 
 
-def verdict(row: pd.Series, control: str) -> tuple[str, str]:
-    """(short word for tables, one sentence) for one arm-vs-control comparison."""
-    arm, metric, d = row["arm"], row["metric"], row["direction"]
+def verdict(row: pd.Series) -> tuple[str, str]:
+    """(short word for tables, one sentence) for one arm-vs-reference comparison."""
+    arm, ref, metric, d = row["arm"], row["vs"], row["metric"], row["direction"]
     if row["n_arm"] < 2 or row["n_control"] < 2:
         return "n/a", (
-            f"{arm} vs {control} on {metric}: not enough finished runs ({row['n_arm']} vs "
+            f"{arm} vs {ref} on {metric}: not enough finished runs ({row['n_arm']} vs "
             f"{row['n_control']}; two per arm needed)"
         )
     if row["identical"]:
         return "identical", (
-            f"{arm} vs {control} on {metric}: every seed gave exactly the control's value; at this budget "
+            f"{arm} vs {ref} on {metric}: every seed gave exactly {ref}'s value; at this budget "
             "the arms trained alike (check that the changed setting takes effect)"
         )
     ci = f"{_signed(row['diff'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]"
     if not math.isfinite(row["p_welch_holm"]):
         return "n/a", (
-            f"{arm} vs {control} on {metric}: {ci}; each arm gave one value in every seed (no variance), "
+            f"{arm} vs {ref} on {metric}: {ci}; each arm gave one value in every seed (no variance), "
             "so the t-test is undefined"
         )
     if row["p_welch_holm"] < stats.ALPHA:
@@ -55,7 +56,7 @@ def verdict(row: pd.Series, control: str) -> tuple[str, str]:
             word = "differs"
         else:
             word = "better" if (row["diff"] > 0) == (d == "maximize") else "worse"
-        verb = "differs" if word == "differs" else f"is {word}"
+        verb = f"differs from {ref}" if word == "differs" else f"is {word} than {ref}"
         return word, f"{arm} {verb} on {metric}: {ci}, p_holm = {_p(row['p_welch_holm'])}"
     n = row["seeds_needed"]
     target = "the stated minimum effect" if row["effect_source"] == "minimum" else "the observed one"
@@ -71,14 +72,14 @@ def verdict(row: pd.Series, control: str) -> tuple[str, str]:
             f"with {stats.POWER:.0%} power at alpha = {stats.ALPHA}"
         )
     return "no difference detected", (
-        f"{arm} vs {control} on {metric}: no detectable difference with {row['n_arm']} vs {row['n_control']} "
+        f"{arm} vs {ref} on {metric}: no detectable difference with {row['n_arm']} vs {row['n_control']} "
         f"seeds ({ci}, p_holm = {_p(row['p_welch_holm'])}); {power}"
     )
 
 
-def _identical(store: Store, arm: str, control: str, metric: str) -> bool:
-    """True when every shared seed gave the arm exactly the control's value (the arms trained alike)."""
-    a, c = store.values(arm, metric), store.values(control, metric)
+def _identical(store: Store, arm: str, ref: str, metric: str) -> bool:
+    """True when every shared seed gave the arm exactly the reference's value (the arms trained alike)."""
+    a, c = store.values(arm, metric), store.values(ref, metric)
     shared = a.index.intersection(c.index)
     return len(shared) >= 2 and bool((a.loc[shared] == c.loc[shared]).all())
 
@@ -89,7 +90,7 @@ def analyse(
     """Every statistic the report shows, computed on the done runs only."""
     metrics = store.metric_names
     dirs = directions(store.experiment, metrics)
-    arms, control = store.arms, store.control
+    arms = store.arms
     primary = store.experiment["metrics"]["primary"]
     secondary = [m for m in store.experiment["metrics"].get("secondary", []) or [] if m in metrics]
 
@@ -103,22 +104,20 @@ def analyse(
 
     rows = []
     for metric in metrics:
-        ctrl = store.values(control, metric)
-        for arm in arms:
-            if arm == control:
-                continue
+        for arm, ref in store.pairs:
             c = stats.compare(
                 store.values(arm, metric),
-                ctrl,
+                store.values(ref, metric),
                 arm=arm,
                 metric=metric,
                 direction=dirs[metric],
                 n_resamples=n_resamples,
                 seed=seed,
             )
-            rows.append({**dataclasses.asdict(c), "identical": _identical(store, arm, control, metric)})
-    cols = [f.name for f in dataclasses.fields(stats.Comparison)] + ["identical"]
-    comp = pd.DataFrame(rows, columns=cols)
+            row = dataclasses.asdict(c)
+            rows.append({"arm": arm, "vs": ref, **row, "identical": _identical(store, arm, ref, metric)})
+    cols = ["arm", "vs"] + [f.name for f in dataclasses.fields(stats.Comparison) if f.name != "arm"]
+    comp = pd.DataFrame(rows, columns=[*cols, "identical"])
     declared = [primary, *secondary]
     comp.insert(0, "family", ["declared" if m in declared else "exploratory" for m in comp["metric"]])
     # Holm over every arm x metric of a family, per test: the spec's declared metrics are the confirmatory
@@ -142,11 +141,11 @@ def analyse(
         stats.seeds_needed(e, s) for e, s in zip(comp["effect"], comp["pooled_sd"], strict=True)
     ]
     comp["seeds_needed"] = comp["seeds_needed"].astype(object)
-    words = [verdict(r, control) for _, r in comp.iterrows()]
+    words = [verdict(r) for _, r in comp.iterrows()]
     comp["verdict"] = [w for w, _ in words]
     comp["sentence"] = [s for _, s in words]
     prim = comp[comp["metric"] == primary]
-    primary_verdicts = list(prim["sentence"]) or [f"no arm besides the control {control} to compare"]
+    primary_verdicts = list(prim["sentence"]) or [f"no arm besides the control {store.control} to compare"]
     return Analysis(metrics, dirs, headline, comp, primary_verdicts, min_effect)
 
 

@@ -167,10 +167,11 @@ def _comparison_table(c: pd.DataFrame) -> Table:
         pd.DataFrame(
             {
                 "arm": c["arm"],
+                "vs": c["vs"],
                 "metric": c["metric"],
                 "direction": c["direction"],
-                "n (arm/control)": [f"{a}/{b}" for a, b in zip(c["n_arm"], c["n_control"], strict=True)],
-                "arm - control": c["diff"],
+                "n (arm/vs)": [f"{a}/{b}" for a, b in zip(c["n_arm"], c["n_control"], strict=True)],
+                "arm - vs": c["diff"],
                 "95% CI": [
                     f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in zip(c["ci_low"], c["ci_high"], strict=True)
                 ],
@@ -189,7 +190,7 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
     """The declared metrics (primary + secondary) with verdicts, then every other metric as exploratory."""
     c = an.comparisons
     if c.empty:
-        return [Section("Comparison with the control", [Text("No arm besides the control.")])]
+        return [Section("Comparisons", [Text("No arm besides the control.")])]
     effect = (
         f"the stated minimum effect ({an.min_effect:g}) for the primary metric and the observed difference "
         "for the others"
@@ -197,12 +198,13 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
         else "the observed difference"
     )
     method = Text(
-        f"Difference = mean(arm) - mean(control); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
+        "Each arm is compared with the control (vs), plus any pair the spec lists under `compare`. "
+        f"Difference = mean(arm) - mean(vs); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
         f"difference of means, the two samples resampled independently ({stats.N_RESAMPLES:,} resamples, "
         "seeded). p-values: Welch's t-test (unequal variances) and the Mann-Whitney U test (MWU), both "
         "two-sided, each Holm-corrected over every arm x metric of its family: the spec's declared metrics "
         "(primary and secondary) form one family, all other metrics a separate exploratory one. "
-        "P(improvement) = probability that a random seed of the arm beats a random seed of the control "
+        "P(improvement) = probability that a random seed of the arm beats a random seed of vs "
         "(ties count half; the Mann-Whitney U / (n1 n2)), blank when the metric's direction is unknown. "
         f"Verdicts use the Holm-corrected Welch p < {stats.ALPHA}. Seeds needed: two-sided two-sample "
         f"t-test power {stats.POWER:.0%} at alpha = {stats.ALPHA} for the observed pooled sd and {effect}."
@@ -210,7 +212,7 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
     declared, other = c[c["family"] == "declared"], c[c["family"] == "exploratory"]
     secs = [
         Section(
-            "Comparison with the control",
+            "Comparisons",
             [_comparison_table(declared), method, Bullets(list(declared["sentence"]))],
         )
     ]
@@ -399,7 +401,7 @@ def build_report(
     seed: int = 0,
 ) -> Path:
     """Write ``out_root/<experiment>/`` and return it: report.md, report.html, runs.csv, comparisons.csv
-    (every arm-vs-control statistic at full precision), report.json (for the index) and the figures.
+    (every comparison at full precision), report.json (for the index) and the figures.
 
     ``min_effect``: the difference of interest for the primary metric's seeds-needed estimate (default: the
     observed difference). Also rebuilds ``out_root/index.md``.

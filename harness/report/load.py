@@ -70,6 +70,12 @@ class Store:
         return names + sorted(extra)
 
     @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(arm, reference) for every test: each arm vs the control, then the spec's extra `compare` pairs."""
+        vs_control = [(a, self.control) for a in self.arms if a != self.control]
+        return vs_control + [(a, r) for a, r in self.experiment.get("compare", [])]
+
+    @property
     def metric_names(self) -> list[str]:
         """Primary first, then the spec's secondary metrics, then every other metric found, sorted."""
         m = self.experiment["metrics"]
@@ -161,6 +167,9 @@ def read_experiment(folder: Path) -> dict[str, Any]:
         raise UserError(
             f"{path}: control '{exp['control']}' is not one of the arms: {', '.join(map(str, exp['arms']))}"
         )
+    for pair in exp.get("compare", []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(a in exp["arms"] for a in pair)):
+            raise UserError(f"{path}: compare: {pair!r} is not a pair of arms ({', '.join(exp['arms'])})")
     return exp
 
 
