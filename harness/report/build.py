@@ -198,7 +198,7 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
         else "the observed difference"
     )
     method = Text(
-        "Each arm is compared with the control (vs), plus any pair the spec lists under `compare`. "
+        "Each arm is compared with the control (vs), plus any pair listed in the spec's compare key. "
         f"Difference = mean(arm) - mean(vs); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
         f"difference of means, the two samples resampled independently ({stats.N_RESAMPLES:,} resamples, "
         "seeded). p-values: Welch's t-test (unequal variances) and the Mann-Whitney U test (MWU), both "
