@@ -239,3 +239,21 @@ def test_unit_callbacks_see_each_evaluation_and_can_prune(tmp_path, monkeypatch)
     assert iteration == 6 and [x["iteration"] for x in evals] == [6]
     assert metrics == {k: v for k, v in evals[0].items() if k not in ("kind", "iteration", "time")}
     assert json.loads((unit.run_dir / "summary.json").read_text())["status"] == "pruned"
+
+
+def test_git_dirty_ignores_the_reports_the_harness_writes(tmp_path):
+    from harness.engine.store import git_info
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "index.md").write_text("old\n")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "reports" / "index.md").write_text("new\n")
+    assert git_info(tmp_path)["dirty"] is False
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert git_info.__wrapped__(tmp_path)["dirty"] is True  # uncached: the tree changed

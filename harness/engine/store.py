@@ -81,15 +81,15 @@ def repair_metrics(path: Path, upto: int | None) -> None:
 
 
 @functools.cache
-def git_info() -> dict[str, Any]:
-    """Commit and dirty flag of the code that ran (None outside a git checkout)."""
-    root = Path(__file__).resolve().parents[2]
+def git_info(root: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any]:
+    """Commit and dirty flag of the code that ran (None outside a git checkout). Changes under reports/ do
+    not count: the harness writes there itself, so the first report would mark every later run dirty."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"],
             cwd=root,
             capture_output=True,
             text=True,
