@@ -318,3 +318,23 @@ def test_a_trial_that_raises_is_recorded_failed_and_the_sweep_goes_on(tmp_path, 
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "failed" and run["error"] == "RuntimeError: boom in the training loop"
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_best_value_at_the_edge_of_its_range_is_flagged():
+    from harness.sweep.report import edge_notes
+
+    params = {
+        "loss.lambda_A": {"type": "float", "low": 1.0, "high": 30.0, "log": True},
+        "loss.lambda_identity": {"type": "float", "low": 0.0, "high": 1.0, "log": False},
+        "model.netD": {"type": "categorical", "choices": ["patch", "scalar"]},
+    }
+    # 29.12 is 99 % of the way up the log range; 0.7154 is inside; categorical params have no edge
+    best = {"loss.lambda_A": 29.12, "loss.lambda_identity": 0.7154, "model.netD": "patch"}
+    assert edge_notes(params, best) == [
+        "loss.lambda_A = 29.12 is in the top 5% of its range [1, 30] (log scale): the optimum may lie "
+        "outside it; widen the range before reading this as the best value"
+    ]
+    # on a log scale 1.1 is near the bottom of [1, 30]; on a linear one 0.03 of [0, 1] is
+    assert "bottom" in edge_notes(params, {"loss.lambda_A": 1.1})[0]
+    assert "bottom" in edge_notes(params, {"loss.lambda_identity": 0.03})[0]
+    assert edge_notes(params, {"loss.lambda_A": 5.0, "loss.lambda_identity": 0.5}) == []

@@ -201,6 +201,29 @@ def pruning_savings(frame: pd.DataFrame, records: list[dict], n_seeds: int) -> d
     }
 
 
+EDGE = 0.05  # share of a parameter's range (log scale where sampled so) that counts as its edge
+
+
+def edge_notes(params: dict[str, dict], best: dict[str, Any]) -> list[str]:
+    """A best value at the edge of its searched range says the optimum may lie outside it: the user should
+    widen the range rather than trust the recommendation as an optimum."""
+    notes = []
+    for key, p in params.items():
+        if p["type"] not in ("float", "int") or key not in best:
+            continue
+        lo, hi, v = float(p["low"]), float(p["high"]), float(best[key])
+        scale = math.log if p.get("log") else (lambda x: x)
+        where = (scale(v) - scale(lo)) / (scale(hi) - scale(lo)) if hi > lo else 0.5
+        side = "top" if where >= 1 - EDGE else "bottom" if where <= EDGE else None
+        if side:
+            notes.append(
+                f"{key} = {fmt(v)} is in the {side} {EDGE:.0%} of its range [{fmt(lo)}, {fmt(hi)}]"
+                f"{' (log scale)' if p.get('log') else ''}: the optimum may lie outside it; widen the range "
+                "before reading this as the best value"
+            )
+    return notes
+
+
 def _verdict(c: stats.Comparison, name: str) -> str:
     """Better / worse / not distinguishable by the 95% CI of the difference; no verdict on too few seeds."""
     if min(c.n_arm, c.n_control) < MIN_SEEDS:
@@ -331,7 +354,11 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
                             f"{sweep['sampler']} sampler (seed {sweep['sampler_seed']} + worker index), "
                             f"pruner {sweep['pruner']}{off}",
                         ),
-                        ("seeds per trial", ", ".join(str(s) for s in experiment.get("seeds", []))),
+                        (
+                            "seeds per trial",
+                            f"{n_seeds} (seed{'s' if n_seeds > 1 else ''} "
+                            f"{', '.join(str(s) for s in experiment.get('seeds', [0]))})",
+                        ),
                         ("preset / data", f"{experiment.get('preset')} / {experiment.get('data')}"),
                         ("storage", str(experiment.get("storage"))),
                         ("command", str(experiment.get("command"))),
@@ -382,6 +409,9 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
         overrides = {k: best.params[key] for k, key in source.items() if key in best.params}
         rec.append(Text(f"Recommended (trial {best.number}); paste into a command or a spec's [base]:"))
         rec.append(Code(override_line(overrides)))
+        edges = edge_notes(sweep["params"], best.params)
+        if edges:
+            rec.append(Bullets(edges))
         rec.extend(_confirmation(folder, experiment, notes))
     sections.append(Section("Recommendation", rec or [Text("Nothing to recommend before a trial finishes.")]))
 
