@@ -124,9 +124,16 @@ def runs_frame(folder: Path) -> pd.DataFrame:
 def _save(ax: Any, path: Path) -> Path | None:
     """Save the figure of an Optuna matplotlib plot (an Axes or an array of them)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     first = np.ravel(ax)[0] if isinstance(ax, np.ndarray) else ax
     fig = first.figure
+    for a in fig.axes:  # Optuna labels log axes at every minor tick too; the labels overlap into a smear
+        for axis in (a.xaxis, a.yaxis):
+            if axis.get_scale() == "log":
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                axis.set_minor_formatter(NullFormatter())
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
