@@ -92,8 +92,11 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
     )
     assert "too few seeds for a verdict (2 / 2; at least 3 per arm)" in md  # no better/worse claim on n = 2
     assert "data:image/png;base64," in (report / "report.html").read_text()
-    assert "[sweep-lambda](sweep-lambda/report.md)" in (tmp_path / "reports" / "index.md").read_text()
+    index = (tmp_path / "reports" / "index.md").read_text()
+    assert "[sweep-lambda](sweep-lambda/report.md)" in index
     rows = list(csv.DictReader((report / "trials.csv").open()))
+    n_pruned = sum(r["state"] == "pruned" for r in rows)
+    assert f"- **runs:** 6 trials: {6 - n_pruned} finished, {n_pruned} pruned (stopped early" in index
     assert len(rows) == 6 and {r["state"] for r in rows} <= {"complete", "pruned"}
     confirm = json.loads((tmp_path / "runs" / "sweep-lambda" / "confirm.json").read_text())
     assert confirm["seeds"] == [1, 2] and confirm["best_trial"] == best.number

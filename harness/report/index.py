@@ -32,8 +32,12 @@ def write_index(out_root: Path) -> Path:
             "",
             f"- **question:** {md_escape(info.get('question') or '(none given)')}",
             f"- **date:** {md_escape(info.get('date') or 'unknown')}",
-            f"- **runs:** {runs.get('done', 0)} done of {runs.get('planned', 0)} planned, "
-            f"{runs.get('failed', 0)} failed, {runs.get('missing', 0)} missing",
+            "- **runs:** "
+            + md_escape(
+                info.get("runs_text")  # a sweep's trials: finished and pruned are different outcomes
+                or f"{runs.get('done', 0)} done of {runs.get('planned', 0)} planned, "
+                f"{runs.get('failed', 0)} failed, {runs.get('missing', 0)} missing"
+            ),
             "- **verdict:**",
             *[f"  - {md_escape(v)}" for v in info.get("verdicts", [])],
             "",

@@ -540,6 +540,12 @@ def _index_entry(dest: Path, experiment: dict, frame: pd.DataFrame, rec: list[An
             "primary": experiment["metrics"]["primary"],
             "kind": "sweep",
             "verdicts": verdicts,
+            "runs_text": (
+                f"{len(frame)} trials: {states.get('complete', 0)} finished, "
+                f"{states.get('pruned', 0)} pruned (stopped early by the pruner), "
+                f"{states.get('fail', 0)} failed, "
+                f"{states.get('running', 0) + states.get('waiting', 0)} unfinished"
+            ),
             "runs": {
                 "planned": int(len(frame)),
                 "done": int(states.get("complete", 0) + states.get("pruned", 0)),
