@@ -496,6 +496,16 @@ def test_arms_that_trained_alike_are_called_identical(tmp_path) -> None:
     assert verdicts[1].startswith("idt0 vs pool50 on zebra.stripe_AtoB: every seed gave exactly pool50's")
 
 
+def test_a_saturated_metric_is_called_saturated_not_a_setting_without_effect(tmp_path) -> None:
+    store = make_store(tmp_path / "runs")
+    for path in (store / "ablate-pool").glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        path.write_text(json.dumps({**summary, "metrics": {**summary["metrics"], SECONDARY: 1.0}}))
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    md = (out / "report.md").read_text()
+    assert r"idt0 vs pool50 on translation\_AtoB: every seed of both gave 1; the metric saturates" in md
+
+
 def test_running_and_unreadable_runs_are_listed_with_reasons(tmp_path) -> None:
     store = make_store(tmp_path / "runs")
     running = store / "ablate-pool" / "idt0-s3-000000000002"

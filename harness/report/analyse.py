@@ -40,6 +40,11 @@ def verdict(row: pd.Series) -> tuple[str, str]:
             f"{arm} vs {ref} on {metric}: not enough finished runs ({row['n_arm']} vs "
             f"{row['n_control']}; two per arm needed)"
         )
+    if row["identical"] and row["pooled_sd"] == 0:
+        return "identical", (
+            f"{arm} vs {ref} on {metric}: every seed of both gave {row['mean_arm']:.4g}; the metric "
+            "saturates here and cannot tell the arms apart"
+        )
     if row["identical"]:
         return "identical", (
             f"{arm} vs {ref} on {metric}: every seed gave exactly {ref}'s value; at this budget "
