@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	# 2 arms x 3 seeds at the demo scale on the built-in synthetic data; prints where the report is
-	WANDB_SILENT=true $(BIN)/harness run ablate-pool --preset demo --seeds 3 --workers 2
+	# 2 arms x 3 seeds at the demo scale on the built-in synthetic data; prints where the report is.
+	# Its own store and reports folder: the committed cpu-preset reports/ and a local runs/ stay untouched.
+	WANDB_SILENT=true $(BIN)/harness run ablate-pool --preset demo --seeds 3 --workers 2 \
+		--store demo/runs --reports demo/reports
 
 test: $(STAMP)
 	$(BIN)/ruff check cyclegan harness tests
