@@ -21,7 +21,7 @@ demo: $(STAMP)
 		--store demo/runs --reports demo/reports
 
 test: $(STAMP)
-	$(BIN)/ruff check cyclegan harness tests
+	$(BIN)/ruff check cyclegan harness tests scripts
 	WANDB_SILENT=true WANDB_MODE=offline $(BIN)/python -m pytest -q -x --durations=15
 
 bench: $(STAMP)
@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/harness bench --preset paper --size 128 --set model.n_blocks=6 --iters 5 --warmup 1
 
 lint: $(STAMP)
-	$(BIN)/ruff check cyclegan harness tests
+	$(BIN)/ruff check cyclegan harness tests scripts
 	$(BIN)/ruff format --check cyclegan harness tests
 
 clean-venv:

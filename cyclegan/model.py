@@ -6,7 +6,9 @@ Names follow the paper and the reference: ``G_A`` maps A -> B, ``G_B`` maps B ->
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -19,6 +21,24 @@ from cyclegan.pool import ImagePool
 from cyclegan.seeding import derive_generator
 
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+NORM_STATS = ("running", "per_image")
+
+
+@contextlib.contextmanager
+def _batch_statistics(net: nn.Module) -> Iterator[None]:
+    """Batch norm layers normalise with the statistics of the batch they see and leave their running
+    averages untouched (train mode without tracking); everything else, dropout included, stays as it is."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    for m in norms:
+        m.train(True)
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, (training, tracking) in zip(norms, saved, strict=True):
+            m.train(training)
+            m.track_running_stats = tracking
 
 
 def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -117,13 +137,24 @@ class CycleGAN(nn.Module):
 
     # --- inference ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """Translate a batch in [-1, 1]; generators in eval mode (batch norm uses running stats)."""
+    def translate(
+        self, images: torch.Tensor, direction: str = "AtoB", norm_stats: str = "running"
+    ) -> torch.Tensor:
+        """Translate a batch in [-1, 1] with the generator in eval mode. ``norm_stats`` says what batch norm
+        normalises with: "running" (its running averages, the reference's ``--eval``) or "per_image" (each
+        image's own statistics, as the reference's test script does by default at batch size 1). Instance
+        norm and no norm give the same output either way."""
+        if norm_stats not in NORM_STATS:
+            raise ValueError(f"norm_stats: '{norm_stats}'; valid: {', '.join(NORM_STATS)}")
         G = self.G_A if direction == "AtoB" else self.G_B
         was_training = G.training
         G.eval()
         try:
-            return G(images.to(self.device))
+            images = images.to(self.device)
+            if norm_stats == "running":
+                return G(images)
+            with _batch_statistics(G):
+                return torch.cat([G(image[None]) for image in images])
         finally:
             G.train(was_training)
 

@@ -75,6 +75,7 @@ def test_unknown_preset() -> None:
         (["info", "--preset", "huge"], "unknown preset 'huge'"),
         (["info", "--set", "justakey"], "bad override 'justakey'"),
         (["translate", "/nonexistent.pt", "x.png"], "checkpoint not found: /nonexistent.pt"),
+        (["eval", "x.pt", "--norm-stats", "batch"], "--norm-stats: 'batch'; valid: running, per-image"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:

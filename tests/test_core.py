@@ -151,3 +151,39 @@ def test_resume_in_fresh_process_is_bit_identical(folder_dataset: Path, tmp_path
     state = torch.load(tmp_path / "split" / "checkpoints" / "latest.pt", weights_only=True)
     assert state["iteration"] == 10 and state["epoch"] == 4 and state["batch"] == 1
     assert len(state["model"]["pool_A"]["images"]) == 3
+
+
+def test_per_image_norm_stats_normalise_each_image_alone_and_keep_running_averages() -> None:
+    """The reference test script's default (no --eval) at batch 1: batch norm uses each image's statistics."""
+    import copy
+
+    cfg = resolve("smoke", {"model.norm": "batch"})
+    model = CycleGAN(cfg, "cpu")
+    for m in model.G_A.modules():  # running averages far from any image's statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(0.5)
+            m.running_var.fill_(4.0)
+    before = copy.deepcopy(model.G_A.state_dict())
+    modes = [(m.training, getattr(m, "track_running_stats", None)) for m in model.G_A.modules()]
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    per_image = model.translate(x, "AtoB", "per_image")
+    expected = []
+    for image in x:  # a throwaway copy in train mode sees one image: its statistics, nothing else
+        twin = copy.deepcopy(model.G_A).train()
+        with torch.no_grad():
+            expected.append(twin(image[None]))
+    torch.testing.assert_close(per_image, torch.cat(expected), rtol=0, atol=1e-6)
+    assert not torch.allclose(per_image, model.translate(x, "AtoB", "running"), atol=1e-3)
+    for k, v in model.G_A.state_dict().items():  # running averages and counters untouched
+        assert torch.equal(v, before[k]), k
+    assert modes == [(m.training, getattr(m, "track_running_stats", None)) for m in model.G_A.modules()]
+    with pytest.raises(ValueError, match="norm_stats: 'batch'; valid: running, per_image"):
+        model.translate(x, "AtoB", "batch")
+
+
+def test_instance_norm_is_unaffected_by_norm_stats() -> None:
+    model = CycleGAN(resolve("smoke"), "cpu")
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    torch.testing.assert_close(
+        model.translate(x, "AtoB", "per_image"), model.translate(x, "AtoB", "running"), rtol=0, atol=1e-6
+    )

@@ -75,8 +75,8 @@ def _files_id(domains: Domains) -> str:
 class Evaluator:
     """Metrics for one config's data set; see ``cyclegan.metrics.registry`` for every name's definition."""
 
-    def __init__(self, cfg: Config, device: torch.device | str = "cpu") -> None:
-        self.cfg, self.device = cfg, torch.device(device)
+    def __init__(self, cfg: Config, device: torch.device | str = "cpu", norm_stats: str = "running") -> None:
+        self.cfg, self.device, self.norm_stats = cfg, torch.device(device), norm_stats
         domains = resolve_domains(cfg.data)
         if not domains.test_A or not domains.test_B:
             where = domains.root or f"{cfg.data.dir_A} / {cfg.data.dir_B}"
@@ -145,7 +145,7 @@ class Evaluator:
     @torch.no_grad()
     def translate(self, model, images: torch.Tensor, direction: str, batch: int = 64) -> torch.Tensor:
         parts = [
-            model.translate(images[i : i + batch], direction).float().cpu()
+            model.translate(images[i : i + batch], direction, self.norm_stats).float().cpu()
             for i in range(0, len(images), batch)
         ]
         return torch.cat(parts)

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 
 from harness.cli import app
+from harness.errors import UserError
+
+NORM_STATS = ("running", "per-image")
 
 
 def _fmt(value: float | None) -> str:
@@ -21,6 +24,15 @@ def evaluate(
     grid: Annotated[Path | None, typer.Option(help="Also write the sample grid PNG here.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0 = torch's default).")] = 0,
+    norm_stats: Annotated[
+        str,
+        typer.Option(
+            help="What batch norm normalises with at test time: running (its running averages; eval mode, "
+            "as in every training-time evaluation and the reference's --eval) or per-image (each test "
+            "image's own statistics, the reference test script's default at batch size 1). Instance norm "
+            "is unaffected.",
+        ),
+    ] = "running",
 ) -> None:
     """Every registered metric of a trained checkpoint on its data set's fixed test set, with references."""
     import torch
@@ -31,6 +43,8 @@ def evaluate(
     from cyclegan.model import CycleGAN
     from cyclegan.train import pick_device
 
+    if norm_stats not in NORM_STATS:
+        raise UserError(f"--norm-stats: '{norm_stats}'; valid: {', '.join(NORM_STATS)}")
     if threads:
         torch.set_num_threads(threads)
     state = ckpt.load(checkpoint)
@@ -40,7 +54,7 @@ def evaluate(
     device = pick_device(cfg.train.device)
     model = CycleGAN(cfg, device)
     model.load_training_state(state["model"])
-    evaluator = Evaluator(cfg, device)
+    evaluator = Evaluator(cfg, device, norm_stats.replace("-", "_"))
     metrics, refs = evaluator(model), evaluator.reference_points()
     if grid is not None:
         evaluator.sample_grid(model, grid)
@@ -49,6 +63,7 @@ def evaluate(
         out = {
             "checkpoint": str(checkpoint),
             "iteration": state.get("iteration"),
+            "norm_stats": norm_stats,
             "primary": primary.name,
             "metrics": metrics,
             "reference_points": refs,
@@ -60,8 +75,8 @@ def evaluate(
 
     oracle = refs.get("oracle") or {}
     table = Table(
-        title=f"{checkpoint} (iteration {state.get('iteration')}, data {cfg.data.dataset}); "
-        f"primary: {primary.name} ({primary.direction})"
+        title=f"{checkpoint} (iteration {state.get('iteration')}, data {cfg.data.dataset}, batch norm "
+        f"statistics {norm_stats}); primary: {primary.name} ({primary.direction})"
     )
     for col in ("metric", "better", "trained", "do nothing", "oracle", "definition"):
         table.add_column(col, overflow="fold")
