@@ -13,7 +13,7 @@ import typer
 from harness.cli import app
 from harness.engine import status as st
 from harness.engine.spec import SPEC_DIR, load_spec
-from harness.engine.tracking import MODES, pick_mode
+from harness.engine.tracking import pick_mode
 from harness.errors import UserError
 from harness.options import SetOpt, overrides_from
 
@@ -36,12 +36,6 @@ WandbOpt = Annotated[
         "--wandb", help="W&B mode: auto (online with an API key, else offline), online, offline, disabled."
     ),
 ]
-
-
-def _mode(wandb: str) -> str:
-    if wandb not in MODES:
-        raise UserError(f"--wandb {wandb}: valid: {', '.join(MODES)}")
-    return pick_mode(wandb)
 
 
 @app.command()
@@ -77,7 +71,7 @@ def run(
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     from harness.engine import runner
 
-    options = runner.RunOptions(store, workers, storage, _mode(wandb), retry_failed, True, reports)
+    options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
     plan = runner.plan_from_args(name, store, preset, seeds, data, overrides_from(set_))
     if dry_run:
         _print_plan(plan, workers)
@@ -241,7 +235,7 @@ def worker(
         write_json(folder / "experiment.json", record)
     options = WorkerOptions(
         store=store,
-        wandb=_mode(wandb),
+        wandb=pick_mode(wandb),
         project=project or record.get("project", "cyclegan-harness"),
         threads=threads,
         evaluate=not no_eval,

@@ -30,18 +30,6 @@ WandbOpt = Annotated[
 ]
 
 
-def _wandb_mode(mode: str) -> str:
-    import os
-
-    if mode not in ("auto", "online", "offline", "disabled"):
-        raise UserError(f"--wandb {mode!r}: expected auto, online, offline or disabled")
-    if mode != "auto":
-        return mode
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
-
-
 @app.command()
 def sweep(
     name: Annotated[
@@ -102,6 +90,7 @@ def sweep(
     import optuna
 
     from harness.engine.runner import worker_threads
+    from harness.engine.tracking import pick_mode
     from harness.sweep import run as R
     from harness.sweep import study as S
     from harness.sweep.spec import find_spec, load_spec
@@ -116,7 +105,7 @@ def sweep(
     overrides = overrides_from(set_)
     if preset is not None or overrides:
         spec = spec.with_preset(preset, overrides)
-    mode = _wandb_mode(wandb)
+    mode = pick_mode(wandb)
     threads = threads or worker_threads(workers)
     opts = WorkerOptions(store=store, threads=threads, wandb_mode=mode, log=lambda m: typer.echo(m, err=True))
 

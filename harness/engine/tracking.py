@@ -30,6 +30,10 @@ def has_api_key() -> bool:
 
 def pick_mode(mode: str) -> str:
     """``auto``: WANDB_MODE if set, else online with an API key and offline without one."""
+    if mode not in MODES:
+        from harness.errors import UserError
+
+        raise UserError(f"--wandb {mode}: valid: {', '.join(MODES)}")
     if mode != "auto":
         return mode
     env = os.environ.get("WANDB_MODE")
