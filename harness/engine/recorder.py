@@ -43,11 +43,11 @@ class Recorder(Callbacks):
         *,
         evaluate: bool = True,
         heartbeat: Callable[[], None] | None = None,
-        inner: Callbacks | None = None,
+        inner: UnitCallbacks | None = None,
     ) -> None:
         self.unit, self.tracker, self.evaluate = unit, tracker, evaluate
         self.heartbeat = heartbeat or (lambda: None)
-        self.inner = inner or Callbacks()
+        self.inner = inner or UnitCallbacks()
         self.dir = unit.run_dir
         self.metrics_path = self.dir / "metrics.jsonl"
         self.model: Any = None
@@ -111,8 +111,7 @@ class Recorder(Callbacks):
                     "samples", grid, progress.iteration, f"{self.unit.arm} seed {self.unit.seed}"
                 )
             store.write_json(self.dir / "summary.json", self.summary("running", progress))
-            if isinstance(self.inner, UnitCallbacks):
-                self.inner.on_metrics(progress, self.metrics)
+            self.inner.on_metrics(progress, self.metrics)
         self.heartbeat()
         self.inner.on_eval(model, progress)
 

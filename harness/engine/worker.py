@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan.atomic import atomic_write_json
-from cyclegan.train import Callbacks, Progress, pick_device, train
+from cyclegan.train import Progress, pick_device, train
 from harness.engine import store
 from harness.engine.plan import Unit
 from harness.engine.queue import Claim, Queue
-from harness.engine.recorder import Recorder
+from harness.engine.recorder import Recorder, UnitCallbacks
 from harness.engine.tracking import Tracker, new_run_id
 
 
@@ -110,7 +110,7 @@ def run_unit(
     unit: Unit,
     options: WorkerOptions,
     heartbeat: Callable[[], None] | None = None,
-    inner: Callbacks | None = None,
+    inner: UnitCallbacks | None = None,
     wandb: dict[str, Any] | None = None,
 ) -> Result:
     """Train one unit to its end (resuming from its checkpoint), writing the run store; never raises for a
@@ -222,7 +222,7 @@ def _finish(
 
 
 def work(
-    queue: Queue, options: WorkerOptions, inner: Callable[[Unit, Claim], Callbacks] | None = None
+    queue: Queue, options: WorkerOptions, inner: Callable[[Unit, Claim], UnitCallbacks] | None = None
 ) -> int:
     """Pull units from ``queue`` and run them until none is left; returns the number of units trained.
 

@@ -20,9 +20,9 @@ import optuna
 from optuna.trial import TrialState
 
 from cyclegan.config import Config, apply_overrides
-from cyclegan.train import Callbacks, Progress
-from harness.engine import store as engine_store
-from harness.engine.plan import Unit, unit_for
+from cyclegan.train import Progress
+from harness.engine.plan import unit_for
+from harness.engine.recorder import UnitCallbacks
 from harness.engine.worker import Result, RunBusy, run_unit
 from harness.engine.worker import WorkerOptions as EngineOptions
 from harness.sweep import study as S
@@ -60,18 +60,17 @@ def trial_config(spec: SweepSpec, params: dict[str, Any], opts: WorkerOptions) -
     return apply_overrides(base_config(spec), {**S.params_to_overrides(spec, params), **opts.overrides})
 
 
-class _Pruning(Callbacks):
+class _Pruning(UnitCallbacks):
     """Reports the objective at each intermediate evaluation and stops the loop when the pruner says so."""
 
-    def __init__(self, spec: SweepSpec, trial: optuna.Trial, unit: Unit, seed_index: int) -> None:
-        self.spec, self.trial, self.unit, self.seed_index = spec, trial, unit, seed_index
+    def __init__(self, spec: SweepSpec, trial: optuna.Trial, seed_index: int) -> None:
+        self.spec, self.trial, self.seed_index = spec, trial, seed_index
         self.prune = False
 
-    def on_eval(self, model, progress: Progress) -> None:
+    def on_metrics(self, progress: Progress, metrics: dict[str, Any]) -> None:
         if self.spec.multi_objective or progress.iteration >= progress.total:
             return  # Optuna cannot prune several objectives; the final evaluation is the trial's value
-        summary = engine_store.read_json(self.unit.run_dir / "summary.json") or {}
-        value = (summary.get("metrics") or {}).get(self.spec.metrics[0])
+        value = metrics.get(self.spec.metrics[0])
         if value is None or not math.isfinite(value):
             return
         # One step axis for every trial: seed index * total + iteration.
@@ -118,7 +117,7 @@ def objective(spec: SweepSpec, opts: WorkerOptions, trial: optuna.Trial) -> floa
     cost = {"iterations": 0, "total_iterations": 0, "wall_seconds": 0.0}
     for i, seed in enumerate(spec.seeds):
         unit = unit_for(spec.name, f"trial-{number}", seed, cfg, opts.store)
-        pruning = _Pruning(spec, trial, unit, i)
+        pruning = _Pruning(spec, trial, i)
         opts.log(f"trial {trial.number} seed {seed}: {unit.key}")
         tracking = {"job_type": "trial", "config": {"trial": number, "trial_params": params}}
         try:
