@@ -121,7 +121,7 @@ def runs_frame(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _save(ax: Any, path: Path) -> Path | None:
+def _save(ax: Any, path: Path) -> Path:
     """Save the figure of an Optuna matplotlib plot (an Axes or an array of them)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -139,17 +139,18 @@ def _save(ax: Any, path: Path) -> Path | None:
     return path
 
 
-def _plot(make: Any, path: Path, notes: list[str], what: str) -> Path | None:
+def _plot(make: Any, path: Path, notes: list[str], what: str, caption: str) -> list[Figure]:
+    """The figure drawn by ``make`` saved to ``path`` (one item), or none with a note when it cannot be."""
     import matplotlib
 
     matplotlib.use("Agg")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _save(make(), path)
+            return [Figure(_save(make(), path), caption)]
     except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn (too few trials) is noted, not fatal
         notes.append(f"{what}: not drawn ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
-        return None
+        return []
 
 
 def importances(study: optuna.Study, target: Any, notes: list[str]) -> tuple[dict[str, float], str]:
@@ -432,16 +433,13 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     )
     for target, label in targets:
         slug = label.replace("/", "_")
-        p = _plot(
+        figs += _plot(
             lambda t=target, l=label: vis.plot_optimization_history(study, target=t, target_name=l),
             dest / f"history-{slug}.png",
             notes,
             "optimisation history",
+            f"Optimisation history of {label} (each finished trial; line = best so far)",
         )
-        if p:
-            figs.append(
-                Figure(p, f"Optimisation history of {label} (each finished trial; line = best so far)")
-            )
         imp, how = importances(study, target, notes)
         if imp:
             figs.append(
@@ -450,35 +448,37 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
                     f"Parameter importance for {label} ({how}; shares sum to 1)",
                 )
             )
-        p = _plot(
+        figs += _plot(
             lambda t=target, l=label: vis.plot_slice(study, target=t, target_name=l),
             dest / f"slice-{slug}.png",
             notes,
             "slice plot",
+            f"Slice plot: {label} against each parameter",
         )
-        if p:
-            figs.append(Figure(p, f"Slice plot: {label} against each parameter"))
         if len(params) >= 2:
-            p = _plot(
+            figs += _plot(
                 lambda t=target, l=label: vis.plot_contour(study, target=t, target_name=l),
                 dest / f"contour-{slug}.png",
                 notes,
                 "contour plot",
+                f"Contour of {label} over parameter pairs",
             )
-            if p:
-                figs.append(Figure(p, f"Contour of {label} over parameter pairs"))
     if multi and complete:
-        p = _plot(
-            lambda: vis.plot_pareto_front(study, target_names=metrics), dest / "pareto.png", notes, "Pareto"
+        figs += _plot(
+            lambda: vis.plot_pareto_front(study, target_names=metrics),
+            dest / "pareto.png",
+            notes,
+            "Pareto",
+            "Pareto front (red/highlighted = not dominated)",
         )
-        if p:
-            figs.append(Figure(p, "Pareto front (red/highlighted = not dominated)"))
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        p = _plot(
-            lambda: vis.plot_intermediate_values(study), dest / "intermediate.png", notes, "intermediate"
+        figs += _plot(
+            lambda: vis.plot_intermediate_values(study),
+            dest / "intermediate.png",
+            notes,
+            "intermediate",
+            f"Intermediate {metrics[0]} at each evaluation (what the pruner compared)",
         )
-        if p:
-            figs.append(Figure(p, f"Intermediate {metrics[0]} at each evaluation (what the pruner compared)"))
     sections.append(Section("Search", figs or [Text("Not enough finished trials to draw the search yet.")]))
 
     # Cost and pruning.
