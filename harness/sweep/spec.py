@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cyclegan.config import PRESETS, Config, ConfigError, apply_overrides, resolve
+from harness.engine.spec import read_toml
 from harness.errors import UserError
 
 SAMPLERS = ("tpe", "random", "nsga2")
@@ -148,13 +148,7 @@ def find_spec(name: str, root: Path | None = None) -> Path:
 
 
 def load_spec(path: Path) -> SweepSpec:
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    return parse_spec(raw, path)
+    return parse_spec(read_toml(path), path)
 
 
 def _err(path: Path, key: str, msg: str) -> UserError:
