@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan.atomic import atomic_write_json
+from harness.engine import store as engine_store
 from harness.engine.runner import child_env
 from harness.sweep import study as S
 from harness.sweep.spec import SweepSpec, base_config
@@ -24,7 +25,7 @@ from harness.sweep.worker import WorkerOptions, run_worker
 
 def default_index() -> int:
     """A sampler offset for a worker started by hand elsewhere: 1000 + a hash of host and pid."""
-    return 1000 + zlib.crc32(S.worker_id().encode()) % 1_000_000
+    return 1000 + zlib.crc32(engine_store.worker_id().encode()) % 1_000_000
 
 
 def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -> Path:

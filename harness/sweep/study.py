@@ -19,7 +19,6 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.engine import store
 from harness.engine.queue import sql_url, worker_alive
 from harness.errors import UserError
 from harness.sweep.spec import SweepSpec, base_config
@@ -207,10 +206,6 @@ def is_surplus(study: optuna.Study, number: int) -> bool:
     """True when the trials before ``number`` already fill the target (a race between two workers)."""
     before = [t for t in live(study.get_trials(deepcopy=False)) if t.number < number]
     return len(before) >= target(study)
-
-
-def worker_id() -> str:
-    return store.worker_id()
 
 
 def fail_dead(study: optuna.Study) -> list[int]:

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from cyclegan.config import Config, apply_overrides
 from cyclegan.train import Progress
+from harness.engine import store as engine_store
 from harness.engine.plan import unit_for
 from harness.engine.recorder import UnitCallbacks
 from harness.engine.worker import Result, RunBusy, run_unit
@@ -108,7 +109,7 @@ def objective(spec: SweepSpec, opts: WorkerOptions, trial: optuna.Trial) -> floa
     if S.is_surplus(study, trial.number):
         trial.set_user_attr(S.SURPLUS, True)
         raise SurplusTrial(f"trial {trial.number}: the study already has {S.target(study)} trials")
-    trial.set_user_attr("worker", S.worker_id())
+    trial.set_user_attr("worker", engine_store.worker_id())
     trial.set_user_attr("heartbeat", time.time())
     params = S.suggest(spec, trial)
     number = S.unit_number(trial)
