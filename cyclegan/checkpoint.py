@@ -40,3 +40,18 @@ def check_compatible(state: dict[str, Any], cfg: Config, path: str | Path) -> No
     if saved is not None and saved != cfg.to_dict()["model"]:
         diff = sorted(k for k in saved if saved[k] != cfg.to_dict()["model"].get(k))
         raise CheckpointError(f"checkpoint {path} was trained with other model settings ({', '.join(diff)})")
+
+
+def load_trained(path: str | Path, device: str | torch.device | None = None) -> tuple[Any, dict[str, Any]]:
+    """(the trained CycleGAN, the checkpoint) from a harness checkpoint, for scoring and inspection; the
+    device defaults to the run's ``train.device``."""
+    from cyclegan.model import CycleGAN
+    from cyclegan.train import pick_device
+
+    state = load(path)
+    if "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path} is not a harness checkpoint (no config/model inside)")
+    cfg = Config.from_dict(state["config"])
+    model = CycleGAN(cfg, pick_device(cfg.train.device) if device is None else device)
+    model.load_training_state(state["model"])
+    return model, state

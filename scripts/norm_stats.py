@@ -18,9 +18,8 @@ import torch
 
 from cyclegan import checkpoint as ckpt
 from cyclegan.atomic import atomic_write_json, atomic_write_text
-from cyclegan.config import Config
 from cyclegan.metrics import Evaluator
-from cyclegan.model import NORM_STATS, CycleGAN
+from cyclegan.model import NORM_STATS
 from harness.report import stats
 from harness.report.load import load_store
 
@@ -29,11 +28,8 @@ METRICS = ("zebra.stripe_AtoB", "translation_AtoB", "kid_AtoB", "zebra.backgroun
 
 def score(run_dir: Path) -> dict[str, dict[str, float]]:
     """Every metric of a run's final checkpoint under both batch norm settings."""
-    state = ckpt.load(run_dir / "checkpoints" / "latest.pt")
-    cfg = Config.from_dict(state["config"])
-    model = CycleGAN(cfg, "cpu")
-    model.load_training_state(state["model"])
-    return {mode: Evaluator(cfg, "cpu", mode)(model) for mode in NORM_STATS}
+    model, _ = ckpt.load_trained(run_dir / "checkpoints" / "latest.pt", "cpu")
+    return {mode: Evaluator(model.cfg, "cpu", mode)(model) for mode in NORM_STATS}
 
 
 def main() -> None:

@@ -38,23 +38,15 @@ def evaluate(
     import torch
 
     from cyclegan import checkpoint as ckpt
-    from cyclegan.config import Config
     from cyclegan.metrics import REGISTRY, Evaluator, primary_metric
-    from cyclegan.model import CycleGAN
-    from cyclegan.train import pick_device
 
     if norm_stats not in NORM_STATS:
         raise UserError(f"--norm-stats: '{norm_stats}'; valid: {', '.join(NORM_STATS)}")
     if threads:
         torch.set_num_threads(threads)
-    state = ckpt.load(checkpoint)
-    if "model" not in state or "config" not in state:
-        raise ckpt.CheckpointError(f"{checkpoint} is not a harness checkpoint (no config/model inside)")
-    cfg = Config.from_dict(state["config"])
-    device = pick_device(cfg.train.device)
-    model = CycleGAN(cfg, device)
-    model.load_training_state(state["model"])
-    evaluator = Evaluator(cfg, device, norm_stats.replace("-", "_"))
+    model, state = ckpt.load_trained(checkpoint)
+    cfg = model.cfg
+    evaluator = Evaluator(cfg, model.device, norm_stats.replace("-", "_"))
     metrics, refs = evaluator(model), evaluator.reference_points()
     if grid is not None:
         evaluator.sample_grid(model, grid)
