@@ -15,7 +15,7 @@ from harness.engine import status as st
 from harness.engine.spec import SPEC_DIR, load_spec
 from harness.engine.tracking import pick_mode
 from harness.errors import UserError
-from harness.options import SetOpt, overrides_from
+from harness.options import SetOpt, SpecPresetOpt, overrides_from
 
 if TYPE_CHECKING:
     from harness.engine import runner
@@ -41,7 +41,7 @@ WandbOpt = Annotated[
 @app.command()
 def run(
     name: NameArg,
-    preset: Annotated[str | None, typer.Option("--preset", help="Override the spec's preset.")] = None,
+    preset: SpecPresetOpt = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", help="Use seeds 0..N-1 instead of the spec's.")
     ] = None,
