@@ -168,10 +168,11 @@ def _watch(plan, procs) -> None:
         while any(p.poll() is None for p in procs):
             time.sleep(1.0)
             live.update(_table(plan))
-        live.update(_table(plan))
+        live.update(_table(plan, final=True))
 
 
-def _table(plan):
+def _table(plan, final: bool = False):
+    """While running: the running and failed runs. At the end: every run, so the last screen is the summary."""
     from rich.table import Table
 
     rows = st.experiment_rows(plan.folder)[1]
@@ -182,7 +183,7 @@ def _table(plan):
     for col in ("run", "state", "step", "it/s", "ETA", plan.spec.primary):
         table.add_column(col)
     for r in rows:
-        if r["state"] in ("running", "failed"):
+        if final or r["state"] in ("running", "failed"):
             table.add_row(*_cells(r))
     return table
 
