@@ -172,7 +172,7 @@ def _watch(plan, procs) -> None:
 
 
 def _table(plan, final: bool = False):
-    """While running: the running and failed runs. At the end: every run, so the last screen is the summary."""
+    """While running: the running and failed runs. At the end: every run, so the last screen sums up."""
     from rich.table import Table
 
     rows = st.experiment_rows(plan.folder)[1]
