@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The torch/torchvision pair the test suite and the committed reports were run with (pyproject.toml accepts
-# torch>=2.4,<3). From PyPI it is the CUDA build (about 4 GB with its nvidia packages) on Linux x86_64.
-# CPU-only build (about 0.2 GB): make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
-# Keep a torch you already have (e.g. a CUDA build matching your driver): make demo TORCH= VENV_FLAGS=--system-site-packages
+# torch>=2.4,<3). From PyPI on Linux x86_64 it is the CUDA build (with 3.2 GB of nvidia packages and triton).
+# CPU-only build, no nvidia packages:  make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Keep the torch you have (e.g. a CUDA build for your driver):  make demo TORCH=  (add
+# VENV_FLAGS=--system-site-packages to let a new .venv see the system's torch)
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
 VENV_FLAGS ?=
