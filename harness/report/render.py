@@ -153,7 +153,7 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }}</title><style>{{ css|safe }}</style></head><body>
 <h1>{{ title }}</h1>
-<nav>{% for sec in sections %}<a href="#s{{ loop.index0 }}">{{ sec.title }}</a>{% endfor %}</nav>
+<nav>{% for sec in sections %}<a href="#s{{ loop.index0 }}">{{ sec.title }}</a> {% endfor %}</nav>
 {% for sec in sections %}
 <section id="s{{ loop.index0 }}">
 {%- if sec.folded %}<details><summary><h2>{{ sec.title }}</h2></summary>
