@@ -14,14 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from cyclegan.atomic import atomic_write_json
+from cyclegan.atomic import atomic_write_json, temp_dir
 
 VERSION = 1  # bump when a scene's pixels change, so cached folders regenerate
 TASKS = ("zebra", "seasons")
@@ -261,13 +260,13 @@ def ensure_dataset_status(
     if _complete(folder, params):
         return folder, False
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=base))
+    tmp = temp_dir(base, f".{folder.name}.")
     try:
         _generate(tmp, task, size, n_train, n_test, seed)
         if folder.exists():  # stale or incomplete: move it aside first (rename is atomic, rmtree is not)
             if _complete(folder, params):  # another process finished meanwhile
                 return folder, False
-            trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=base))
+            trash = temp_dir(base, f".{folder.name}.old.")
             os.replace(folder, trash / "old")
             shutil.rmtree(trash, ignore_errors=True)
         try:

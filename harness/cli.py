@@ -19,6 +19,9 @@ app = typer.Typer(
 def _register() -> None:
     """Attach every command module (each defines its commands on ``app`` or a sub-app)."""
     from harness.commands import bench, core, data, evaluate, probe, report, run, sweep, synth  # noqa: F401
+    from harness.options import readable_metavars
+
+    readable_metavars(app)
 
 
 def main() -> None:

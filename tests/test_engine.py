@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -257,3 +258,22 @@ def test_git_dirty_ignores_the_reports_the_harness_writes(tmp_path):
     assert git_info(tmp_path)["dirty"] is False
     (tmp_path / "model.py").write_text("x = 2\n")
     assert git_info.__wrapped__(tmp_path)["dirty"] is True  # uncached: the tree changed
+
+
+def test_the_live_table_ends_with_every_run(pool_run, monkeypatch):
+    """The last screen of `harness run` on a terminal is a summary of every run, not an empty table."""
+    from rich.console import Console
+
+    from harness.commands.run import _table
+    from harness.engine import runner
+
+    monkeypatch.chdir(pool_run["dir"])
+    plan = runner.plan_from_args(str(SPEC), Path("runs"), "smoke", 2, None, {})
+    console = Console(width=150, record=True)
+    console.print(_table(plan))
+    assert not any(r.key in console.export_text() for r in plan.units)  # nothing running, nothing failed
+    console.print(_table(plan, final=True))
+    text = console.export_text()
+    assert "4/4 done" in text
+    for unit in plan.units:
+        assert re.search(rf"{unit.key} +│ done +│ 12/12 ", text), text

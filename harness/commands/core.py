@@ -10,7 +10,7 @@ import typer
 
 from cyclegan.config import Config, resolve
 from harness.cli import app
-from harness.options import PresetOpt, SetOpt, overrides_from
+from harness.options import GeneratorPresetOpt, PresetOpt, SetOpt, overrides_from
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -127,7 +127,7 @@ def translate(
     out: Annotated[Path, typer.Option(help="Output folder; outputs keep the input's file name.")] = Path(
         "translated"
     ),
-    preset: PresetOpt = "paper",
+    preset: GeneratorPresetOpt = "paper",
     set_: SetOpt = None,
 ) -> None:
     """Translate image files with a trained generator."""

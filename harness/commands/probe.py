@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli import app
-from harness.options import PresetOpt, SetOpt, overrides_from
+from harness.options import GeneratorPresetOpt, SetOpt, overrides_from
 
 probe_app = typer.Typer(
     help="Probe a trained generator outside its training distribution.", no_args_is_help=True
@@ -29,7 +29,7 @@ def ood(
     images: Annotated[list[Path], typer.Argument(help="Images from neither domain (e.g. cats).")],
     direction: Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")] = "AtoB",
     out: Annotated[Path, typer.Option(help="Folder for ood-grid.png and ood.json.")] = Path("probe-ood"),
-    preset: PresetOpt = "paper",
+    preset: GeneratorPresetOpt = "paper",
     set_: SetOpt = None,
 ) -> None:
     """Translate out-of-domain images; per image, how much changed overall and in brownish regions."""

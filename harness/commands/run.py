@@ -15,7 +15,7 @@ from harness.engine import status as st
 from harness.engine.spec import SPEC_DIR, load_spec
 from harness.engine.tracking import pick_mode
 from harness.errors import UserError
-from harness.options import SetOpt, overrides_from
+from harness.options import SetOpt, SpecPresetOpt, overrides_from
 
 if TYPE_CHECKING:
     from harness.engine import runner
@@ -41,7 +41,7 @@ WandbOpt = Annotated[
 @app.command()
 def run(
     name: NameArg,
-    preset: Annotated[str | None, typer.Option("--preset", help="Override the spec's preset.")] = None,
+    preset: SpecPresetOpt = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", help="Use seeds 0..N-1 instead of the spec's.")
     ] = None,
@@ -168,10 +168,11 @@ def _watch(plan, procs) -> None:
         while any(p.poll() is None for p in procs):
             time.sleep(1.0)
             live.update(_table(plan))
-        live.update(_table(plan))
+        live.update(_table(plan, final=True))
 
 
-def _table(plan):
+def _table(plan, final: bool = False):
+    """While running: the running and failed runs. At the end: every run, so the last screen sums up."""
     from rich.table import Table
 
     rows = st.experiment_rows(plan.folder)[1]
@@ -182,7 +183,7 @@ def _table(plan):
     for col in ("run", "state", "step", "it/s", "ETA", plan.spec.primary):
         table.add_column(col)
     for r in rows:
-        if r["state"] in ("running", "failed"):
+        if final or r["state"] in ("running", "failed"):
             table.add_row(*_cells(r))
     return table
 

@@ -11,7 +11,7 @@ import typer
 
 from harness.cli import app
 from harness.errors import UserError
-from harness.options import PresetOpt, SetOpt, overrides_from
+from harness.options import SetOpt, SpecPresetOpt, overrides_from
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Run store root.")]
 StorageOpt = Annotated[
@@ -45,7 +45,7 @@ def sweep(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
     storage: StorageOpt = None,
-    preset: PresetOpt = None,  # type: ignore[assignment]
+    preset: SpecPresetOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = Path("runs"),
     out: Annotated[Path, typer.Option("--out", help="Reports root; the report goes to OUT/NAME/.")] = Path(
