@@ -13,10 +13,9 @@ from typer.testing import CliRunner
 
 from cyclegan.config import ConfigError, resolve
 from harness import bench
-from harness.cli import _register, app
+from harness.cli import app
 
-_register()
-HARNESS = Path(sys.executable).parent / "harness"
+HARNESS = [sys.executable, "-m", "harness"]
 
 
 def test_bench_json_times_both_steps_on_the_same_work() -> None:
@@ -78,7 +77,7 @@ def test_peak_memory_is_measured_in_a_fresh_process() -> None:
 
 
 def test_bench_bad_input_is_one_line_and_exit_2() -> None:
-    args = [str(HARNESS), "bench", "--iters", "0"]
+    args = [*HARNESS, "bench", "--iters", "0"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr == "error: bad value 0 for --iters: expected an integer >= 1\n"

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from cyclegan.data.sources import DataError, resolve_domains
 from cyclegan.data.validate import check_data, scan
 from harness.cli import main
 
-HARNESS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "harness"
+HARNESS = [sys.executable, "-m", "harness"]
 
 
 def noisy(size: tuple[int, int], seed: int = 0) -> Image.Image:
@@ -41,7 +42,7 @@ def data_cfg(root: Path, **over):
 def cli_check(root: Path | str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [str(HARNESS), "data", "check", str(root), "--crop-size", "16", *args],
+        [*HARNESS, "data", "check", str(root), "--crop-size", "16", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -137,7 +138,7 @@ def test_each_problem_exits_2_through_main(
 
 
 def test_problems_exit_2_through_the_installed_script(tmp_path: Path) -> None:
-    """Two problem classes through .venv/bin/harness, side by side: exit 2, one stderr line, no traceback."""
+    """Two problem classes through `python -m harness` side by side: exit 2, one stderr line, no traceback."""
     cases = ("missing folder", "truncated")
     roots = {
         case: CASES[case][0](make_folder_dataset(tmp_path / case.replace(" ", "_"), n=3)) for case in cases
@@ -145,7 +146,7 @@ def test_problems_exit_2_through_the_installed_script(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     running = {
         case: subprocess.Popen(
-            [str(HARNESS), "data", "check", str(root), "--crop-size", "16"],
+            [*HARNESS, "data", "check", str(root), "--crop-size", "16"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

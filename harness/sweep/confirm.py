@@ -18,11 +18,11 @@ from cyclegan.atomic import atomic_write_json
 from cyclegan.config import apply_overrides
 from harness.engine import store as engine_store
 from harness.engine.plan import unit_for
-from harness.engine.worker import run_unit
+from harness.engine.worker import WorkerOptions, run_unit
 from harness.errors import UserError
 from harness.sweep import study as S
 from harness.sweep.spec import SweepSpec
-from harness.sweep.worker import WorkerOptions, trial_config
+from harness.sweep.worker import trial_config
 
 CONFIRM_FILE = "confirm.json"
 
@@ -60,8 +60,8 @@ def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, 
     """Train best and default on k fresh seeds (resuming what exists); record confirm.json for the report."""
     best = best_trial(study, spec.directions)
     seeds = fresh_seeds(spec, k)
-    best_cfg = trial_config(spec, best.params, opts)
-    default_cfg = apply_overrides(trial_config(spec, best.params, opts), spec.default)
+    best_cfg = trial_config(spec, best.params)
+    default_cfg = apply_overrides(best_cfg, spec.default)
     record: dict[str, Any] = {
         "best_trial": best.number, "params": best.params,
         "overrides": S.params_to_overrides(spec, best.params), "default": spec.default, "seeds": seeds,
@@ -71,9 +71,7 @@ def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, 
         for seed in seeds:
             unit = unit_for(spec.name, arm, seed, cfg, store)
             opts.log(f"confirm {arm} seed {seed}: {unit.key}")
-            result = run_unit(
-                unit, opts.engine(), wandb={"job_type": arm, "config": {"trial_params": best.params}}
-            )
+            result = run_unit(unit, opts, wandb={"job_type": arm, "config": {"trial_params": best.params}})
             if result.status == "failed":
                 opts.log(f"confirm {unit.key} failed: {result.error}")
             record["runs"][arm].append(unit.key)

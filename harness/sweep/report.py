@@ -41,7 +41,7 @@ MIN_SEEDS = 3  # fewer confirmation seeds per arm: intervals are shown, no bette
 
 def _storage_study(folder: Path, name: str, storage: str | None) -> optuna.Study | None:
     """The live study (journal file in the folder, or ``storage``), or None when it cannot be opened."""
-    from harness.sweep.study import open_storage
+    from harness.engine.queue import open_storage
 
     journal = folder / "queue.journal"
     if storage is None and not journal.is_file():
