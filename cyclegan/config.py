@@ -13,9 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-
-class ConfigError(ValueError):
-    """A bad key or value; the message names the key and what would be valid."""
+from cyclegan.errors import ConfigError
 
 
 def _knob(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:

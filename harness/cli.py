@@ -26,5 +26,16 @@ def main() -> None:
     except Exception as exc:  # the error types are looked up only now: they import torch
         if not isinstance(exc, user_error_types()):
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}{_next_step(exc)}", err=True)
         sys.exit(2)
+
+
+def _next_step(exc: Exception) -> str:
+    """The command that fixes a library error (the library says what is wrong, the CLI what to run)."""
+    from cyclegan.errors import NoImages, NotDownloaded
+
+    if isinstance(exc, NotDownloaded):
+        return f"; get it with: harness data download {exc.name}"
+    if isinstance(exc, NoImages):
+        return f" (check it with: harness data check {exc.root or '...'})"
+    return ""

@@ -264,11 +264,18 @@ def test_cli_check_counts_a_mixed_folder(tmp_path: Path) -> None:
     assert cli_check(make_folder_dataset(tmp_path / "good", n=2)).returncode == 0
 
 
-def test_official_name_means_the_downloaded_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_official_name_means_the_downloaded_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match="'facades' is not downloaded .*harness data download facades"):
+    with pytest.raises(DataError, match="'facades' is not downloaded") as err:
         check_data(data_cfg(Path("facades")))
+    assert err.value.name == "facades"
+    monkeypatch.setattr("sys.argv", ["harness", "data", "check", "facades"])
+    with pytest.raises(SystemExit):  # the command line names the command that fixes it
+        main()
+    assert "get it with: harness data download facades" in capsys.readouterr().err
     with pytest.raises(DataError, match="cityscapes cannot be redistributed"):
         check_data(data_cfg(Path("cityscapes")))
     make_folder_dataset(tmp_path / "home" / "facades", n=2)
