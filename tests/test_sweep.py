@@ -193,26 +193,26 @@ BASE = {"kind": "sweep", "preset": "smoke", "data": "synth:seasons",
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"params": {"loss.lambda_X": {"low": 1, "high": 2}}}, "'params.loss.lambda_X': unknown config key"),
-        ({"params": {"loss.lambda_A": {"low": 0.0, "high": 2.0, "log": True}}}, "'params.loss.lambda_A.low'"),
-        ({"params": {"loss.lambda_A": {"low": 1, "high": 2000}}}, "'params.loss.lambda_A': bad value 2000"),
+        ({"params": {"loss.lambda_X": {"low": 1, "high": 2}}}, "params.loss.lambda_X: unknown config key"),
+        ({"params": {"loss.lambda_A": {"low": 0.0, "high": 2.0, "log": True}}}, "params.loss.lambda_A.low:"),
+        ({"params": {"loss.lambda_A": {"low": 1, "high": 2000}}}, "params.loss.lambda_A: bad value 2000"),
         (
             {"params": {"loss.lambda_B": {"same_as": "loss.lambda_Q"}, **BASE["params"]}},
-            "'params.loss.lambda_B.same_as'",
+            "params.loss.lambda_B.same_as:",
         ),
         (
             {"objectives": [{"metric": "zebra.stripe_AtoB"}]},
-            "'objectives[0].metric': unknown metric 'zebra.stripe_AtoB'",
+            "objectives[0].metric: unknown metric 'zebra.stripe_AtoB'",
         ),
-        ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "'objectives[0].direction'"),
-        ({"sweep": {"pruner": "asha"}}, "'sweep.pruner': bad value 'asha'"),
+        ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "objectives[0].direction:"),
+        ({"sweep": {"pruner": "asha"}}, "sweep.pruner: bad value 'asha'"),
         (
             {"sweep": {"pruner_options": {"lower": 1}}},
-            "'sweep.pruner_options.lower': not an option of the median",
+            "sweep.pruner_options.lower: not an option of the median",
         ),
-        ({"base": {"loss.lambda_A": 5}}, "'base.loss.lambda_A': 'loss.lambda_A' is swept"),
-        ({"kind": "ablation"}, "'kind': expected \"sweep\""),
-        ({"trials": 3}, "'trials': unknown key"),
+        ({"base": {"loss.lambda_A": 5}}, "base.loss.lambda_A: 'loss.lambda_A' is swept"),
+        ({"kind": "ablation"}, "kind: 'ablation' specs run with `harness run`, not `harness sweep`"),
+        ({"trials": 3}, "unknown key 'trials'"),
         ({"objectives": [{"metric": "fid_inception_AtoB"}]}, "needs eval.inception_weights in [base]"),
     ],
 )
@@ -235,7 +235,7 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
         main()
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip().count("\n") == 0 and "'sweep.sampler': bad value 'grid'" in err
+    assert err.strip().count("\n") == 0 and "sweep.sampler: bad value 'grid'" in err
     assert not (tmp_path / "runs").exists()  # nothing written before the error
 
 
