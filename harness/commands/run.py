@@ -212,8 +212,8 @@ def worker(
     grace: GraceOpt = None,
 ) -> None:
     """Join an experiment or a sweep: take its queued runs (or sampled trials) until none is left."""
+    from cyclegan.atomic import atomic_write_json
     from harness.engine.queue import Queue
-    from harness.engine.store import write_json
     from harness.engine.worker import Ablation, WorkerOptions, work
     from harness.sweep.run import default_index, find_sweep, join
     from harness.sweep.spec import load_spec as load_sweep
@@ -239,7 +239,7 @@ def worker(
         queue = Queue(name, storage, folder, create=False)
         record = queue.experiment_record() or {}
         if record and not (folder / "experiment.json").exists():
-            write_json(folder / "experiment.json", record)
+            atomic_write_json(folder / "experiment.json", record)
         options.project = project or record.get("project", options.project)
         work(queue.study, Ablation(queue.study), options)
     except KeyboardInterrupt:

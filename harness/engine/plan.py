@@ -13,7 +13,7 @@ from typing import Any
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config, ConfigError, apply_overrides, resolve
-from harness.engine.spec import Spec, budget_overrides, safe_name
+from harness.engine.spec import Spec, budget_overrides, no_seed, safe_name
 from harness.engine.store import read_json
 from harness.errors import UserError
 
@@ -119,14 +119,13 @@ def build_plan(
     data = data or spec.data
     sets = dict(sets or {})
     seeds = list(seeds) if seeds is not None else spec.seeds
+    no_seed("--set", sets)
     for key in sets:
         arms = [a for a, o in spec.arms.items() if key in o]
         if arms:
             raise UserError(
                 f"--set {key}: arm '{arms[0]}' of {spec.path} sets this key; change the spec instead"
             )
-        if key == "train.seed":
-            raise UserError("--set train.seed: seeds come from the spec's `seeds` or --seeds")
     where = "--set"
     try:
         common = resolve(preset)

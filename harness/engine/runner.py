@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config
 from harness.engine import store
 from harness.engine.plan import Plan, Unit, build_plan
@@ -177,11 +178,11 @@ def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[
     previous = store.read_json(plan.folder / "experiment.json")
     if previous and previous.get("created"):
         record["created"] = previous["created"]
-    store.write_json(plan.folder / "experiment.json", record)
+    atomic_write_json(plan.folder / "experiment.json", record)
     configs = {u.key: u.cfg.to_dict() for u in plan.units}
     for u in plan.units:
         if not (u.run_dir / "config.json").exists():
-            store.write_json(u.run_dir / "config.json", configs[u.key])
+            atomic_write_json(u.run_dir / "config.json", configs[u.key])
     queue = Queue(plan.spec.name, options.storage, plan.folder)
     queue.set_experiment(record, configs)
     done = {u.key for u in plan.units if is_done(u)}
