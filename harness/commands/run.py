@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cyclegan.config import parse_set
+from harness.commands.progress import cells, watch
 from harness.engine import status as st
 from harness.engine.spec import SPEC_DIR, load_spec, read_toml
 from harness.engine.tracking import pick_mode
@@ -89,10 +89,10 @@ def run(
         )
         try:
             if workers == 1:  # in this process: no start-up cost, and the same numbers as any worker
-                _watch(plan, lambda: work(queue.study, Ablation(queue.study), worker_options) and None)
+                watch(plan.folder, lambda: work(queue.study, Ablation(queue.study), worker_options) and None)
             else:
                 procs = runner.spawn(plan.spec.name, workers, worker_options, storage)
-                _watch(plan, lambda: [p.wait() for p in procs] and None, procs)
+                watch(plan.folder, lambda: [p.wait() for p in procs] and None, procs)
         except KeyboardInterrupt:
             typer.echo("interrupted; run the same command again to resume", err=True)
             raise typer.Exit(130) from None
@@ -147,51 +147,6 @@ def _print_plan(plan, workers: int) -> None:
         f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
         f"about {st.fmt_seconds(seconds)} ({how})"
     )
-
-
-def _watch(plan, wait: Callable[[], None], procs: list | None = None) -> None:
-    """Run ``wait`` (the in-process worker, or waiting for the worker processes) under a live table on a
-    terminal, else with the workers' own one-line start/finish messages; report workers that died."""
-    if sys.stdout.isatty():
-        from rich.live import Live
-
-        with Live(get_renderable=lambda: _table(plan), refresh_per_second=1, transient=False):
-            wait()
-    else:
-        wait()
-    for i, p in enumerate(procs or []):
-        if p.returncode:
-            _say(f"worker {i} (pid {p.pid}) exited with code {p.returncode}")
-
-
-def _table(plan):
-    from rich.table import Table
-
-    rows = st.experiment_rows(plan.folder)[1]
-    c = st.counts(rows)
-    table = Table(
-        title=f"{plan.spec.name}: {c['done']}/{len(rows)} done, {c['running']} running, {c['failed']} failed"
-    )
-    for col in ("run", "state", "step", "it/s", "ETA", plan.spec.primary):
-        table.add_column(col)
-    for r in rows:
-        if r["state"] in ("running", "failed"):
-            table.add_row(*_cells(r))
-    return table
-
-
-def _cells(r: dict) -> list[str]:
-    step = f"{r['iteration']}/{r['total'] or '?'}"
-    rate = f"{r['it_per_s']:.2f}" if r["it_per_s"] else "-"
-    metric = f"{r['metric']:.4g}" if isinstance(r["metric"], int | float) else "-"
-    return [
-        r["run"],
-        r["state"] + (f" ({r['note']})" if r["note"] else ""),
-        step,
-        rate,
-        st.fmt_seconds(r["eta_s"]),
-        metric,
-    ]
 
 
 @app.command()
@@ -319,5 +274,5 @@ def status(
     for col in ("run", "state", "step", "it/s", "ETA", primary):
         table.add_column(col)
     for r in rows:
-        table.add_row(*_cells(r))
+        table.add_row(*cells(r))
     Console(width=max(100, Console().width)).print(table)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cyclegan.config import parse_set
+from harness.commands.progress import watch
 from harness.errors import UserError
 from harness.options import (
     GraceOpt,
@@ -114,13 +115,12 @@ def sweep(
         if workers == 0:
             typer.echo(f"study ready; start workers with: harness worker {spec.name} --storage ...")
             return
+        folder = store / spec.name
         if workers == 1:  # in this process
-            R.join(spec, storage, (heartbeat, grace), opts)
+            watch(folder, lambda: R.join(spec, storage, (heartbeat, grace), opts) and None)
         else:
             procs = runner.spawn(str(spec.path), workers, opts, storage)
-            codes = [p.wait() for p in procs]
-            if any(codes):
-                typer.echo(f"warning: worker exit codes {codes}", err=True)
+            watch(folder, lambda: [p.wait() for p in procs] and None, procs)
         k = spec.confirm_seeds if confirm is None else confirm
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if k and not finished:

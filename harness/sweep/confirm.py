@@ -47,13 +47,22 @@ def best_trial(study: optuna.Study, directions: list[str]) -> optuna.trial.Froze
     return max(study.best_trials, key=lambda t: sign * t.values[0])
 
 
+def _show(value: Any) -> str:
+    """4 significant digits, still a TOML float (``10.0``, not ``10``)."""
+    if isinstance(value, float):
+        return repr(float(f"{value:.4g}"))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def override_line(overrides: dict[str, Any]) -> str:
-    """What to paste into a command (or a spec's [base]) to use the recommendation."""
+    """The recommendation as command-line options: ``--set k=v`` once per key, as the CLI takes them."""
+    return " ".join(f"--set {k}={_show(v)}" for k, v in overrides.items())
 
-    def show(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    return "--set " + " ".join(f"{k}={show(v)}" for k, v in overrides.items())
+def base_table(overrides: dict[str, Any]) -> str:
+    """The recommendation as a spec's ``[base]`` table."""
+    value = lambda v: f'"{v}"' if isinstance(v, str) else _show(v)  # noqa: E731
+    return "\n".join(["[base]", *(f'"{k}" = {value(v)}' for k, v in overrides.items())])
 
 
 def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, opts: WorkerOptions) -> dict:
