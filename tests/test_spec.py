@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from harness import cli
 from harness.engine import load_spec
-from harness.engine.directions import dataset_names
+from harness.engine.metric_names import dataset_names
 from harness.engine.plan import build_plan
 from harness.engine.queue import Queue
 from harness.errors import UserError

@@ -15,7 +15,7 @@ from cyclegan.atomic import atomic_write_json
 from cyclegan.seeding import rng_state, set_rng_state
 from cyclegan.train import Callbacks, Progress
 from harness.engine import store
-from harness.engine.directions import dataset_names
+from harness.engine.metric_names import dataset_names
 from harness.engine.plan import Unit
 from harness.engine.tracking import Tracker
 
