@@ -84,3 +84,44 @@ def test_no_import_cycles():
 
 def test_a_cycle_is_found():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# The rooms of docs/ARCHITECTURE.md and what each may import besides itself.
+ALLOWED = {
+    "cyclegan": set(),
+    "harness.errors": {"cyclegan"},
+    "harness.options": {"cyclegan"},
+    "harness.engine": {"cyclegan", "harness.errors"},
+    "harness.report": {"cyclegan", "harness.errors"},
+    "harness.sweep": {"cyclegan", "harness.errors", "harness.engine", "harness.report"},
+    "harness.bench": {"cyclegan", "harness.engine"},
+    "harness.commands": {
+        "cyclegan",
+        "harness.errors",
+        "harness.options",
+        "harness.engine",
+        "harness.report",
+        "harness.sweep",
+        "harness.bench",
+    },  # fmt: skip
+    "harness.cli": {"cyclegan", "harness.errors", "harness.commands"},
+    "harness.__main__": {"harness.cli"},
+}
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] == "cyclegan":
+        return "cyclegan"
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def test_each_room_imports_only_what_the_architecture_allows():
+    graph = import_graph()
+    wrong = sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if room(a) != room(b) and room(b) not in ALLOWED.get(room(a), set())
+    )
+    assert wrong == []
