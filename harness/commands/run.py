@@ -191,7 +191,7 @@ def worker(
             )
             return
         folder = store / name
-        queue = Queue(name, storage, folder, create=False)
+        queue = Queue(name, storage, folder, create=False, heartbeat=(heartbeat, grace))
         record = queue.experiment_record() or {}
         if record and not (folder / "experiment.json").exists():
             atomic_write_json(folder / "experiment.json", record)

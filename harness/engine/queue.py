@@ -181,9 +181,18 @@ def requeue(study: optuna.Study, numbers: list[int]) -> None:
 class Queue:
     """An ablation's runs as enqueued trials of the study named after the experiment."""
 
-    def __init__(self, experiment: str, storage: str | None, folder: Path, create: bool = True) -> None:
+    def __init__(
+        self,
+        experiment: str,
+        storage: str | None,
+        folder: Path,
+        create: bool = True,
+        heartbeat: tuple[int | None, int | None] = (None, None),
+    ) -> None:
+        """``heartbeat``: (interval, grace) in seconds for SQL storages; None takes the defaults above."""
         self.experiment = experiment
-        self.storage = open_storage(storage, Path(folder) / JOURNAL)
+        interval, grace = heartbeat[0] or HEARTBEAT_SECONDS, heartbeat[1] or GRACE_SECONDS
+        self.storage = open_storage(storage, Path(folder) / JOURNAL, heartbeat=interval, grace=grace)
         if create:
             self.study = optuna.create_study(study_name=experiment, storage=self.storage, load_if_exists=True)
             return

@@ -132,4 +132,3 @@ def peak_memory_mb(device: Any) -> float:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-

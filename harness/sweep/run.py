@@ -55,9 +55,8 @@ def join(
 ) -> dict[str, int]:
     """One worker: open the storage, load the study (never create it), work until the target is met.
     ``heartbeat`` = (interval, grace period) in seconds for SQL storages (None: the queue's defaults)."""
-    journal = journal_path(opts.store, spec.name)
     interval, grace = heartbeat[0] or HEARTBEAT_SECONDS, heartbeat[1] or GRACE_SECONDS
-    storage = open_storage(storage_url, journal, heartbeat=interval, grace=grace)
+    storage = open_storage(storage_url, journal_path(opts.store, spec.name), heartbeat=interval, grace=grace)
     study = S.load_study(spec, storage, opts.index)
     return work(study, Search(S.adopt_recorded(spec, study)), opts)
 
