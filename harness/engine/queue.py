@@ -32,7 +32,6 @@ STALE_SECONDS = 900.0  # journal, another host: a worker silent this long is pre
 MAX_RETRIES = 2  # a trial is queued again at most this often (failed runs, dead workers)
 JOURNAL = "queue.journal"
 SURPLUS = "surplus"  # user attr of a trial given back unrun (a race emptied the queue or filled the target)
-UNIT_ATTRS = ("experiment", "unit", "arm", "seed")
 
 optuna.logging.set_verbosity(logging.WARNING)
 
@@ -190,7 +189,6 @@ class Queue:
         heartbeat: tuple[int | None, int | None] = (None, None),
     ) -> None:
         """``heartbeat``: (interval, grace) in seconds for SQL storages; None takes the defaults above."""
-        self.experiment = experiment
         interval, grace = heartbeat[0] or HEARTBEAT_SECONDS, heartbeat[1] or GRACE_SECONDS
         self.storage = open_storage(storage, Path(folder) / JOURNAL, heartbeat=interval, grace=grace)
         if create:
