@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cyclegan.atomic import atomic_write_json, temp_dir
+from cyclegan.errors import DataError
 
 VERSION = 1  # bump when a scene's pixels change, so cached folders regenerate
 TASKS = ("zebra", "seasons")
@@ -170,8 +171,6 @@ def render(task: str, size: int, seed: int, split: str, index: int) -> Scene:
 
 def check_task(task: str) -> None:
     if task not in TASKS:
-        from cyclegan.data.sources import DataError
-
         raise DataError(
             f"unknown synthetic task '{task}'; valid: {', '.join(TASKS)} (e.g. data.dataset=synth:zebra)"
         )
@@ -249,8 +248,6 @@ def ensure_dataset_status(
     never sees a half-written dataset and concurrent workers do not clash."""
     check_task(task)
     if size < 8 or n_train < 1 or n_test < 1:
-        from cyclegan.data.sources import DataError
-
         raise DataError(
             f"bad synthetic dataset size {size} px / {n_train} train / {n_test} test: need >= 8, 1, 1"
         )

@@ -58,10 +58,6 @@ SetOpt = Annotated[
 ]
 
 
-def overrides_from(items: list[str] | None) -> dict[str, str]:
-    return parse_set(items)
-
-
 _METAVARS: dict[Any, str] = {int: "N", float: "NUMBER", Path: "PATH"}
 _NAMED = {"wandb": "MODE", "storage": "URL", "base_url": "URL"}  # where the option's name is not the answer
 _typer_option_type = getattr(typer.core.TyperOption, "display_type_rich", None)
@@ -105,3 +101,39 @@ def _metavar(name: str, kind: Any, info: ParameterInfo) -> str:
         return name.strip("_").upper()
     assert isinstance(info, OptionInfo)
     return _METAVARS.get(kind) or _NAMED.get(name) or name.strip("_").upper()
+StoreOpt = Annotated[Path, typer.Option("--store", help="Run-store root (docs/RUNSTORE.md).")]
+ReportsOpt = Annotated[
+    Path, typer.Option("--reports", "--out", help="Reports root; a report goes to REPORTS/NAME/.")
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Queue storage: a database URL shared by workers on several machines "
+        "(postgresql://user:pw@host/db) or a journal file; default: STORE/NAME/queue.journal (one machine).",
+    ),
+]
+WandbOpt = Annotated[
+    str,
+    typer.Option(
+        "--wandb", help="W&B mode: auto (online with an API key, else offline), online, offline, disabled."
+    ),
+]
+IndexOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--index", help="Worker index: a sweep worker samples with the spec's sampler_seed + index."
+    ),
+]
+HeartbeatOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats [20]."
+    ),
+]
+GraceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued [60]."
+    ),
+]

@@ -104,9 +104,8 @@ def _commands(group, path: tuple[str, ...] = ()):
 
 def test_help_shows_metavars_not_python_types() -> None:
     """Every command's --help names what to type (PATH, N, KEY=VALUE), never a Python type (<bool>, <str>)."""
-    from harness.cli import _register, app
+    from harness.cli import app
 
-    _register()
     commands = list(_commands(typer.main.get_command(app)))
     assert len(commands) > 15
     for path in commands:

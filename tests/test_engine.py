@@ -6,18 +6,19 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import _register, app
+from harness.cli import app
 from harness.engine import status as st
 
 ROOT = Path(__file__).resolve().parents[1]
-HARNESS = ROOT / ".venv" / "bin" / "harness"
-WANDB = ROOT / ".venv" / "bin" / "wandb"
+HARNESS = [sys.executable, "-m", "harness"]
+WANDB = Path(sys.executable).with_name("wandb")
 SPEC = ROOT / "experiments" / "ablate-pool.toml"
 
 
@@ -34,10 +35,9 @@ def env_for(data_home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory):
     """One real `harness run ablate-pool --preset smoke --seeds 2 --workers 2`, watched while it runs."""
-    _register()
     work = tmp_path_factory.mktemp("engine")
     env = env_for(tmp_path_factory.getbasetemp() / "data")
-    cmd = [str(HARNESS), "run", str(SPEC), "--preset", "smoke", "--seeds", "2", "--workers", "2"]
+    cmd = [*HARNESS, "run", str(SPEC), "--preset", "smoke", "--seeds", "2", "--workers", "2"]
     proc = subprocess.Popen(
         cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -153,7 +153,6 @@ def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
     from harness.engine.plan import build_plan
     from harness.engine.runner import RunOptions, prepare
 
-    _register()
     spec = tmp_path / "joined.toml"
     spec.write_text(
         'question = "q?"\npreset = "smoke"\ncontrol = "a"\nseeds = [0]\n'
@@ -193,17 +192,18 @@ def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
 
 def test_a_failing_run_is_retried_then_left_failed_with_its_error(tmp_path):
     from cyclegan.config import resolve
-    from harness.engine import Queue, WorkerOptions, unit_for, work
+    from harness.engine import Ablation, Queue, WorkerOptions, unit_for, work
     from harness.engine.queue import MAX_RETRIES
 
     data = tmp_path / "gone"
     cfg = resolve("smoke", {"data.dataset": str(data)})  # the folder vanished after planning
     unit = unit_for("failing", "a", 0, cfg, tmp_path / "runs")
     queue = Queue("failing", None, tmp_path / "runs" / "failing")
+    queue.set_experiment({}, {unit.key: unit.cfg.to_dict()})
     assert queue.sync([unit], done=set())["queued"] == [unit.key]
     lines: list[str] = []
     options = WorkerOptions(store=tmp_path / "runs", wandb="disabled", evaluate=False, log=lines.append)
-    assert work(queue, options) == 0
+    assert work(queue.study, Ablation(queue.study), options)["complete"] == 0
     run = json.loads((unit.run_dir / "run.json").read_text())
     assert run["status"] == "failed" and run["attempt"] == 1 + MAX_RETRIES
     assert all("dataset folder not found" in a["error"] for a in run["attempts"])

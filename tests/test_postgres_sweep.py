@@ -134,9 +134,8 @@ def test_two_workers_on_postgres_retry_a_killed_trial(postgres_url, tmp_path):
     # The study is created (and its target set) before any worker starts.
     from typer.testing import CliRunner
 
-    from harness.cli import _register, app
+    from harness.cli import app
 
-    _register()
     setup = CliRunner().invoke(app, ["sweep", str(spec), "--workers", "0", *common])
     assert setup.exit_code == 0 and "target 4 finished or pruned trials" in setup.output, setup.output
     join = ["sweep", str(spec), "--join", "--heartbeat", "1", "--grace", "3", *common]

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli import _register, app
+from harness.cli import app
 from harness.report import build_report
 from harness.report.load import load_store
 
@@ -393,7 +394,6 @@ def test_untrusted_names_are_escaped(tmp_path) -> None:
 
 def test_cli_prints_where_the_report_is(tmp_path) -> None:
     store = make_store(tmp_path / "runs")
-    _register()
     res = CliRunner().invoke(
         app,
         [
@@ -417,7 +417,9 @@ def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
     store = make_store(tmp_path / "runs")
     res = subprocess.run(
         [
-            str(Path(".venv/bin/harness").resolve()),
+            sys.executable,
+            "-m",
+            "harness",
             "report",
             "nope",
             "--store",

@@ -10,9 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cyclegan.networks import ResnetGenerator
-from harness.cli import _register, app
+from harness.cli import app
 
-_register()
 runner = CliRunner()
 
 

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from cyclegan.config import Config, resolve
-from harness.cli import app
-from harness.options import GeneratorPresetOpt, PresetOpt, SetOpt, overrides_from
+from cyclegan.config import Config, parse_set, resolve
+from harness.options import GeneratorPresetOpt, PresetOpt, SetOpt
+
+app = typer.Typer()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -48,7 +49,7 @@ def network_info(cfg: Config) -> dict:
 @app.command()
 def info(preset: PresetOpt = "paper", set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Print the resolved config and, per network, its size, D's output shape and receptive field."""
-    cfg = resolve(preset, overrides_from(set_))
+    cfg = resolve(preset, parse_set(set_))
     nets = network_info(cfg)
     if json_:
         typer.echo(json.dumps({"preset": preset, "config": cfg.to_dict(), "networks": nets}, indent=2))
@@ -93,7 +94,7 @@ def train(
     from cyclegan.train import Progress as TrainProgress
     from cyclegan.train import train as run_training
 
-    cfg = resolve(preset, overrides_from(set_))
+    cfg = resolve(preset, parse_set(set_))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -133,6 +134,6 @@ def translate(
     """Translate image files with a trained generator."""
     from cyclegan.translate import load_generator, translate_files
 
-    G, cfg = load_generator(checkpoint, direction, resolve(preset, overrides_from(set_)))
+    G, cfg = load_generator(checkpoint, direction, resolve(preset, parse_set(set_)))
     written = translate_files(G, cfg, images, out)
     typer.echo(f"wrote {len(written)} image(s) to {out}")

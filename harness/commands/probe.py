@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import app
-from harness.options import GeneratorPresetOpt, SetOpt, overrides_from
+from cyclegan.config import parse_set
+from harness.options import GeneratorPresetOpt, SetOpt
+
+app = typer.Typer()
 
 probe_app = typer.Typer(
     help="Probe a trained generator outside its training distribution.", no_args_is_help=True
@@ -46,7 +48,7 @@ def ood(
     from cyclegan.probe import BROWN_HUE, BROWN_MIN_SAT, BROWN_VALUE, change_report
     from cyclegan.translate import load_generator
 
-    G, cfg = load_generator(checkpoint, direction, resolve(preset, overrides_from(set_)))
+    G, cfg = load_generator(checkpoint, direction, resolve(preset, parse_set(set_)))
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         raise CheckpointError(f"image not found: {missing[0]}")
