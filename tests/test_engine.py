@@ -264,15 +264,15 @@ def test_the_live_table_ends_with_every_run(pool_run, monkeypatch):
     """The last screen of `harness run` on a terminal is a summary of every run, not an empty table."""
     from rich.console import Console
 
-    from harness.commands.run import _table
+    from harness.commands.progress import table
     from harness.engine import runner
 
     monkeypatch.chdir(pool_run["dir"])
     plan = runner.plan_from_args(str(SPEC), Path("runs"), "smoke", 2, None, {})
     console = Console(width=150, record=True)
-    console.print(_table(plan))
+    console.print(table(plan.folder))
     assert not any(r.key in console.export_text() for r in plan.units)  # nothing running, nothing failed
-    console.print(_table(plan, final=True))
+    console.print(table(plan.folder, final=True))
     text = console.export_text()
     assert "4/4 done" in text
     for unit in plan.units:
