@@ -23,8 +23,10 @@ back to the plain step, so the fast step never changes what is computed.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -41,6 +43,23 @@ def fallback_reason(model: CycleGAN) -> str | None:
     if model.cfg.model.dropout:
         return "dropout: batching generator calls would change the global RNG draws"
     return None
+
+
+def compile_cache_dir() -> Path:
+    """Where inductor keeps compiled graphs: one cache per user and machine (not /tmp, which a reboot clears),
+    so a config's compile cost is paid once per architecture here, not once per run. $TORCHINDUCTOR_CACHE_DIR
+    wins when set."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "cyclegan-harness" / "inductor"
+
+
+def _use_compile_cache() -> None:
+    """Point inductor at ``compile_cache_dir()`` unless the user chose a cache (torch itself fills the
+    variable with its /tmp default as soon as anything touches the compiler, e.g. building an optimizer)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, os.path.abspath(default_cache_dir())):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())
 
 
 CHANNELS_LAST_CPU = False  # decided by measurement, see docs/bench.md
@@ -97,6 +116,7 @@ class FastStep:
         if self.amp == "bf16":
             phases = [_autocast(phase, torch.bfloat16) for phase in phases]
         if self.compile:
+            _use_compile_cache()
             phases = [torch.compile(phase) for phase in phases]
         self._phases = (phases[0], phases[1])
 
