@@ -104,7 +104,11 @@ def measure(steps: dict, batches: list, rounds: int, warmup: int) -> dict[str, b
             number_per_run=1,
             raw_times=values,
             task_spec=benchmark.TaskSpec(
-                stmt="step(batch)", label="train step", description=name, num_threads=torch.get_num_threads()
+                stmt="step(batch)",
+                setup="pass",
+                label="train step",
+                description=name,
+                num_threads=torch.get_num_threads(),
             ),
         )
         for name, values in times.items()
