@@ -28,7 +28,7 @@ from cyclegan.fast import compile_cache_dir
 
 MAX_AGE_S = 24 * 3600
 DAY_S = 24 * 3600
-PROBE_SECONDS = 3.0  # timed steps per probe process: at least 2, until this long has passed
+PROBE_SECONDS = 5.0  # timed steps per probe process: at least 3, until this long has passed (load varies)
 
 
 def cache_file() -> Path:
@@ -56,7 +56,7 @@ def config_key(cfg: Config) -> str:
         "model": dataclasses.asdict(cfg.model),
         "identity": cfg.loss.lambda_identity > 0,
         "gan_mode": cfg.loss.gan_mode,
-        "train": [t.batch_size, t.fast, t.compile, t.amp, t.device, t.pool_size > 0],
+        "train": [t.batch_size, t.fast, t.compile, t.amp, t.device],
         "data": [d.dataset, d.dir_A, d.dir_B, d.load_size, d.crop_size, d.num_workers],
         "machine": _machine(),
         "torch": torch.__version__,
@@ -100,7 +100,7 @@ def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None
     step(batch)
     first = time.perf_counter() - tick
     times: list[float] = []
-    while len(times) < 2 or (sum(times) < PROBE_SECONDS and len(times) < 50):
+    while len(times) < 3 or (sum(times) < PROBE_SECONDS and len(times) < 50):
         tick = time.perf_counter()
         step(batch)
         times.append(time.perf_counter() - tick)
