@@ -110,7 +110,7 @@ def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None
         tick = time.perf_counter()
         count = min(len(dataset), max(4, 2 * n))
         for i in range(count):
-            dataset[i]
+            dataset[(1, i, i)]  # (epoch, position, index): the sampler's keys
         data = (time.perf_counter() - tick) / count * n
     except Exception:  # noqa: BLE001 - no data yet (synthetic set not generated, missing folder): step only
         data = None
