@@ -28,7 +28,7 @@ from cyclegan.fast import compile_cache_dir
 
 MAX_AGE_S = 24 * 3600
 DAY_S = 24 * 3600
-PROBE_SECONDS = 5.0  # timed steps per probe process: at least 3, until this long has passed (load varies)
+PROBE_SECONDS = 5.0  # timed steps per probe process: until this long (load varies), at least one
 
 
 def cache_file() -> Path:
@@ -100,7 +100,7 @@ def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None
     step(batch)
     first = time.perf_counter() - tick
     times: list[float] = []
-    while len(times) < 3 or (sum(times) < PROBE_SECONDS and len(times) < 50):
+    while not times or (sum(times) < PROBE_SECONDS and len(times) < 50):
         tick = time.perf_counter()
         step(batch)
         times.append(time.perf_counter() - tick)
