@@ -83,6 +83,19 @@ def _write_cache(entries: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _data_on_disk(cfg: Config) -> bool:
+    """False for a synthetic data set not generated yet (building the data set would generate it)."""
+    d = cfg.data
+    if not d.dataset.startswith("synth:") or d.dir_A or d.dir_B:
+        return True
+    from cyclegan.data.sources import data_home
+    from cyclegan.synth import folder_name
+
+    task = d.dataset.removeprefix("synth:")
+    name = folder_name(task, d.synth_size, d.synth_n_train, d.synth_n_test, 0)  # dataset_root's seed
+    return (data_home() / "synth" / name / "trainA").is_dir()
+
+
 def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None:
     """One probe process: start-up, first call (compile included), timed steps, image loading."""
     import torch
@@ -106,6 +119,8 @@ def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None
         times.append(time.perf_counter() - tick)
     data = None
     try:  # the run's own images, when they are on disk already (a probe generates nothing)
+        if not _data_on_disk(cfg):
+            raise FileNotFoundError("synthetic data set not generated yet")
         dataset = build_dataset(cfg)
         tick = time.perf_counter()
         count = min(len(dataset), max(4, 2 * n))

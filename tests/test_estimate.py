@@ -1,4 +1,4 @@
-"""The run-time estimator: probe, cache, per-iteration cost, queue scheduling and the more-than-a-day advice."""
+"""The run-time estimator: probe, cache, per-iteration cost, queue order and the more-than-a-day advice."""
 
 from __future__ import annotations
 
