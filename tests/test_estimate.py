@@ -63,3 +63,18 @@ def test_more_than_a_day_says_so_and_what_would_fit() -> None:
     assert "--preset cpu" in line
     line = estimate.too_long(2 * 86400, "cpu")
     assert line is not None and "fewer seeds" in line
+
+
+def test_status_rate_before_two_logs_comes_from_the_cached_probe(tmp_path, monkeypatch) -> None:
+    from harness.engine import status, store
+
+    cfg = resolve("smoke")
+    assert status._estimated_rate(tmp_path) is None  # no config.json: nothing to estimate from
+    store.write_json(tmp_path / "config.json", cfg.to_dict())
+    assert status._estimated_rate(tmp_path) is None  # nothing cached, and status never probes
+    seen = []
+    monkeypatch.setattr(
+        estimate, "throughput", lambda c, workers=1, measure=True: seen.append(measure) or entry(0.25)
+    )
+    assert status._estimated_rate(tmp_path) == pytest.approx(4.0)
+    assert seen == [False]
