@@ -1,5 +1,9 @@
 """The fast training step: the reference iteration's maths with fewer, larger kernel launches.
 
+The maths itself is written once, in ``CycleGAN.generator_phase`` and ``CycleGAN.discriminator_phase``; the
+fast path is their ``batched`` switch. This module turns it on and sets up what surrounds it: fused Adam,
+channels-last, bf16 autocast and torch.compile of the two phases (graphs cached on disk per machine).
+
 What changes and why it keeps the maths (fp32; agreement with ``CycleGAN.train_step`` is tested to 1e-5):
 
 - Generator calls are batched where the dependency order allows: after fake_B = G_A(real_A), one call
@@ -23,15 +27,15 @@ back to the plain step, so the fast step never changes what is computed.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from cyclegan.config import ConfigError
-from cyclegan.model import LOSS_NAMES, CycleGAN
+from cyclegan.model import CycleGAN
 
 Batch = dict[str, torch.Tensor]
 
@@ -43,6 +47,23 @@ def fallback_reason(model: CycleGAN) -> str | None:
     if model.cfg.model.dropout:
         return "dropout: batching generator calls would change the global RNG draws"
     return None
+
+
+def compile_cache_dir() -> Path:
+    """Where inductor keeps compiled graphs: one cache per user and machine (not /tmp, which a reboot clears),
+    so a config's compile cost is paid once per architecture here, not once per run. $TORCHINDUCTOR_CACHE_DIR
+    wins when set."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "cyclegan-harness" / "inductor"
+
+
+def _use_compile_cache() -> None:
+    """Point inductor at ``compile_cache_dir()`` unless the user chose a cache (torch itself fills the
+    variable with its /tmp default as soon as anything touches the compiler, e.g. building an optimizer)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, os.path.abspath(default_cache_dir())):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir())
 
 
 CHANNELS_LAST_CPU = False  # decided by measurement, see docs/bench.md
@@ -84,7 +105,6 @@ class FastStep:
             raise ConfigError(f"bad value '{self.amp}' for 'train.amp': expected one of 'none', 'bf16'")
         if self.amp != "none" and model.device.type != "cuda":
             raise ConfigError("train.amp=bf16 needs a CUDA device (train.device); use train.amp=none on CPU")
-        self._D_params = [p for D in (model.D_A, model.D_B) for p in D.parameters()]
         if self.fallback is not None:
             return  # the plain step, untouched
         for opt in (model.opt_G, model.opt_D):
@@ -96,103 +116,43 @@ class FastStep:
         if self.channels_last:
             for net in (model.G_A, model.G_B, model.D_A, model.D_B):
                 net.to(memory_format=torch.channels_last)
-        self._generator_phase: Callable = self._generator_losses
-        self._discriminator_phase: Callable = self._discriminator_losses
+        phases: list[Callable] = [model.generator_phase, model.discriminator_phase]
+        if self.amp == "bf16":
+            phases = [_autocast(phase, torch.bfloat16) for phase in phases]
         if self.compile:
-            self._generator_phase = torch.compile(self._generator_losses)
-            self._discriminator_phase = torch.compile(self._discriminator_losses)
+            _use_compile_cache()
+            phases = [torch.compile(phase) for phase in phases]
+        self._phases = (phases[0], phases[1])
 
     @property
     def is_fast(self) -> bool:
         return self.fallback is None
 
-    # --- the iteration ----------------------------------------------------------------------------------
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         if self.fallback is not None:
             return self.model.train_step(batch)
+        if self.channels_last:
+            batch = {
+                k: batch[k].to(self.model.device).contiguous(memory_format=torch.channels_last)
+                for k in ("A", "B")
+            }
         if self.compile and not self.compile_seconds:
             tick = time.perf_counter()
-            losses = self._step(batch)
+            losses = self.model.train_step(batch, batched=True, phases=self._phases)
             self.compile_seconds = time.perf_counter() - tick
             return losses
-        return self._step(batch)
+        return self.model.train_step(batch, batched=True, phases=self._phases)
 
-    def _step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        m = self.model
-        real_A = self._input(batch["A"])
-        real_B = self._input(batch["B"])
-        # generators, with the discriminators frozen
-        self._set_D_requires_grad(False)
-        m.opt_G.zero_grad(set_to_none=True)
-        fake_B, fake_A, g_losses = self._generator_phase(real_A, real_B)
-        sum(g_losses).backward()
-        m.opt_G.step()
-        # discriminators, on pooled fakes (pool_B first, as the reference)
-        self._set_D_requires_grad(True)
-        m.opt_D.zero_grad(set_to_none=True)
-        pooled_B = m.pool_B.query(fake_B)
-        pooled_A = m.pool_A.query(fake_A)
-        D_A_loss, D_B_loss = self._discriminator_phase(real_A, real_B, pooled_A, pooled_B)
-        (D_A_loss + D_B_loss).backward()
-        m.opt_D.step()
-        losses = (*g_losses, D_A_loss, D_B_loss)
-        return {name: value.detach() for name, value in zip(LOSS_NAMES, losses, strict=True)}
 
-    def _generator_losses(
-        self, real_A: torch.Tensor, real_B: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-        m, L = self.model, self.model.cfg.loss
-        n = real_A.shape[0]
-        identity = L.lambda_identity > 0
-        with self._autocast():
-            # G_B's three inputs are ready once fake_B is: rec_A = G_B(fake_B), fake_A = G_B(real_B) and
-            # idt_B = G_B(real_A); then G_A's two: rec_B = G_A(fake_A) and idt_A = G_A(real_B).
-            fake_B = m.G_A(real_A)
-            rec_A, fake_A, *idt_B = m.G_B(
-                torch.cat((fake_B, real_B, real_A) if identity else (fake_B, real_B))
-            ).split(n)
-            rec_B, *idt_A = m.G_A(torch.cat((fake_A, real_B)) if identity else fake_A).split(n)
-            G_A_loss = m.gan_loss(m.D_A(fake_B), True, for_discriminator=False)
-            G_B_loss = m.gan_loss(m.D_B(fake_A), True, for_discriminator=False)
-        if identity:
-            idt_A_loss = F.l1_loss(idt_A[0], real_B) * L.lambda_B * L.lambda_identity
-            idt_B_loss = F.l1_loss(idt_B[0], real_A) * L.lambda_A * L.lambda_identity
-        else:
-            idt_A_loss = idt_B_loss = torch.zeros((), device=real_A.device)
-        cycle_A_loss = F.l1_loss(rec_A, real_A) * L.lambda_A
-        cycle_B_loss = F.l1_loss(rec_B, real_B) * L.lambda_B
-        return (
-            fake_B,
-            fake_A,
-            (G_A_loss.float(), G_B_loss.float(), cycle_A_loss, cycle_B_loss, idt_A_loss, idt_B_loss),
-        )
+def _autocast(phase: Callable, dtype: torch.dtype) -> Callable:
+    """``phase`` under CUDA autocast: network forwards in ``dtype``; losses in fp32 (autocast's own rule for
+    l1/mse/BCE, and the phases cast discriminator outputs with ``.float()``)."""
 
-    def _discriminator_losses(
-        self, real_A: torch.Tensor, real_B: torch.Tensor, pooled_A: torch.Tensor, pooled_B: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        m = self.model
-        n = real_A.shape[0]
-        with self._autocast():
-            pred_A = m.D_A(torch.cat((real_B, pooled_B.detach())))
-            pred_B = m.D_B(torch.cat((real_A, pooled_A.detach())))
-        gan = m.gan_loss
-        D_A_loss = 0.5 * (gan(pred_A[:n].float(), True) + gan(pred_A[n:].float(), False))
-        D_B_loss = 0.5 * (gan(pred_B[:n].float(), True) + gan(pred_B[n:].float(), False))
-        return D_A_loss, D_B_loss
+    def run(*args):
+        with torch.autocast("cuda", dtype=dtype):
+            return phase(*args)
 
-    # --- helpers -----------------------------------------------------------------------------------------
-    def _input(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.model.device, non_blocking=True)
-        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
-
-    def _set_D_requires_grad(self, flag: bool) -> None:
-        for p in self._D_params:
-            p.requires_grad_(flag)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    return run
 
 
 __all__ = ["FastStep", "channels_last_default", "fallback_reason"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -20,6 +20,7 @@ from cyclegan.networks import build_discriminator, build_generator
 from cyclegan.pool import ImagePool
 from cyclegan.seeding import derive_generator
 
+Phases = tuple[Callable, Callable]  # (generator phase, discriminator phase), see CycleGAN.train_step
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
 NORM_STATS = ("running", "per_image")
 
@@ -50,12 +51,6 @@ def lr_factor(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
     return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
 
 
-def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
-
-
 class CycleGAN(nn.Module):
     def __init__(self, cfg: Config, device: torch.device | str = "cpu") -> None:
         super().__init__()
@@ -77,6 +72,7 @@ class CycleGAN(nn.Module):
         )
         self.pool_A = ImagePool(cfg.train.pool_size, derive_generator(cfg.train.seed, "pool_A"))
         self.pool_B = ImagePool(cfg.train.pool_size, derive_generator(cfg.train.seed, "pool_B"))
+        self._D_params = [p for D in (self.D_A, self.D_B) for p in D.parameters()]
         self.epoch = 1
         self.set_epoch(1)
 
@@ -94,46 +90,97 @@ class CycleGAN(nn.Module):
         return self.opt_G.param_groups[0]["lr"]
 
     # --- the reference iteration ----------------------------------------------------------------------
-    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One iteration in the reference's exact order; returns the detached losses by reference name."""
-        cfg = self.cfg.loss
+    def train_step(
+        self, batch: dict[str, torch.Tensor], batched: bool = False, phases: Phases | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One iteration in the reference's order; returns the detached losses by reference name.
+
+        ``batched`` is the fast path (``cyclegan.fast``): the same maths with generator and discriminator
+        calls batched where the dependency order allows. ``phases`` replaces ``(generator_phase,
+        discriminator_phase)`` by wrapped versions of them (torch.compile, autocast): same signatures.
+        """
+        generator_phase, discriminator_phase = phases or (self.generator_phase, self.discriminator_phase)
         real_A = batch["A"].to(self.device, non_blocking=True)
         real_B = batch["B"].to(self.device, non_blocking=True)
-        # 1. forward
-        fake_B = self.G_A(real_A)
-        rec_A = self.G_B(fake_B)
-        fake_A = self.G_B(real_B)
-        rec_B = self.G_A(fake_A)
-        # 2-4. generators, with the discriminators frozen
-        set_requires_grad([self.D_A, self.D_B], False)
+        # 1-4. generators, with the discriminators frozen
+        self._set_D_requires_grad(False)
         self.opt_G.zero_grad(set_to_none=True)
-        zero = torch.zeros((), device=self.device)
-        idt_A_loss, idt_B_loss = zero, zero
-        if cfg.lambda_identity > 0:
-            idt_A = self.G_A(real_B)
-            idt_A_loss = F.l1_loss(idt_A, real_B) * cfg.lambda_B * cfg.lambda_identity
-            idt_B = self.G_B(real_A)
-            idt_B_loss = F.l1_loss(idt_B, real_A) * cfg.lambda_A * cfg.lambda_identity
-        G_A_loss = self.gan_loss(self.D_A(fake_B), True, for_discriminator=False)
-        G_B_loss = self.gan_loss(self.D_B(fake_A), True, for_discriminator=False)
-        cycle_A_loss = F.l1_loss(rec_A, real_A) * cfg.lambda_A
-        cycle_B_loss = F.l1_loss(rec_B, real_B) * cfg.lambda_B
-        loss_G = G_A_loss + G_B_loss + cycle_A_loss + cycle_B_loss + idt_A_loss + idt_B_loss
-        loss_G.backward()
+        fake_B, fake_A, g_losses = generator_phase(real_A, real_B, batched)
+        sum(g_losses).backward()
         self.opt_G.step()
-        # 5-6. discriminators, on pooled fakes
-        set_requires_grad([self.D_A, self.D_B], True)
+        # 5-6. discriminators, on pooled fakes (pool_B first, as the reference)
+        self._set_D_requires_grad(True)
         self.opt_D.zero_grad(set_to_none=True)
-        D_A_loss = self.discriminator_loss(self.D_A, real_B, self.pool_B.query(fake_B))
-        D_A_loss.backward()
-        D_B_loss = self.discriminator_loss(self.D_B, real_A, self.pool_A.query(fake_A))
-        D_B_loss.backward()
+        pooled_B = self.pool_B.query(fake_B)
+        pooled_A = self.pool_A.query(fake_A)
+        D_A_loss, D_B_loss = discriminator_phase(real_A, real_B, pooled_A, pooled_B, batched)
+        (D_A_loss + D_B_loss).backward()  # disjoint parameters: the gradients of two separate backwards
         self.opt_D.step()
-        losses = (G_A_loss, G_B_loss, cycle_A_loss, cycle_B_loss, idt_A_loss, idt_B_loss, D_A_loss, D_B_loss)
+        losses = (*g_losses, D_A_loss, D_B_loss)
         return {name: value.detach() for name, value in zip(LOSS_NAMES, losses, strict=True)}
 
-    def discriminator_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.gan_loss(D(real), True) + self.gan_loss(D(fake.detach()), False))
+    def generator_phase(
+        self, real_A: torch.Tensor, real_B: torch.Tensor, batched: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        """(fake_B, fake_A, the six generator losses in LOSS_NAMES order).
+
+        Plain: the reference's six generator calls in its order (fake_B, rec_A, fake_A, rec_B, idt_A,
+        idt_B). Batched: G_B's three inputs are ready once fake_B is, so one call G_B(cat(fake_B, real_B,
+        real_A)) gives rec_A, fake_A and idt_B, and one call G_A(cat(fake_A, real_B)) gives rec_B and idt_A;
+        instance norm and no norm act per sample, so each sample's output is the one it would get alone.
+        """
+        L = self.cfg.loss
+        identity = L.lambda_identity > 0
+        if batched:
+            n = real_A.shape[0]
+            fake_B = self.G_A(real_A)
+            rec_A, fake_A, *idt_B = self.G_B(
+                torch.cat((fake_B, real_B, real_A) if identity else (fake_B, real_B))
+            ).split(n)
+            rec_B, *idt_A = self.G_A(torch.cat((fake_A, real_B)) if identity else fake_A).split(n)
+            idt_A, idt_B = (idt_A[0], idt_B[0]) if identity else (None, None)
+        else:
+            fake_B = self.G_A(real_A)
+            rec_A = self.G_B(fake_B)
+            fake_A = self.G_B(real_B)
+            rec_B = self.G_A(fake_A)
+            idt_A, idt_B = (self.G_A(real_B), self.G_B(real_A)) if identity else (None, None)
+        if idt_A is not None and idt_B is not None:
+            idt_A_loss = F.l1_loss(idt_A, real_B) * L.lambda_B * L.lambda_identity
+            idt_B_loss = F.l1_loss(idt_B, real_A) * L.lambda_A * L.lambda_identity
+        else:
+            idt_A_loss = idt_B_loss = torch.zeros((), device=real_A.device)
+        G_A_loss = self.gan_loss(self.D_A(fake_B).float(), True, for_discriminator=False)
+        G_B_loss = self.gan_loss(self.D_B(fake_A).float(), True, for_discriminator=False)
+        cycle_A_loss = F.l1_loss(rec_A, real_A) * L.lambda_A
+        cycle_B_loss = F.l1_loss(rec_B, real_B) * L.lambda_B
+        return fake_B, fake_A, (G_A_loss, G_B_loss, cycle_A_loss, cycle_B_loss, idt_A_loss, idt_B_loss)
+
+    def discriminator_phase(
+        self,
+        real_A: torch.Tensor,
+        real_B: torch.Tensor,
+        pooled_A: torch.Tensor,
+        pooled_B: torch.Tensor,
+        batched: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D_A loss, D_B loss): each half of 0.5 * (loss on real + loss on the pooled fake).
+
+        Batched: each discriminator judges cat(real, pooled fake) in one call and its output is split, so
+        each half gets its own loss mean, exactly as the reference's two calls.
+        """
+        losses = []
+        for D, real, fake in ((self.D_A, real_B, pooled_B), (self.D_B, real_A, pooled_A)):
+            if batched:
+                pred_real, pred_fake = D(torch.cat((real, fake.detach()))).float().split(real.shape[0])
+            else:
+                pred_real, pred_fake = D(real).float(), D(fake.detach()).float()
+            losses.append(0.5 * (self.gan_loss(pred_real, True) + self.gan_loss(pred_fake, False)))
+        return losses[0], losses[1]
+
+    def _set_D_requires_grad(self, flag: bool) -> None:
+        for p in self._D_params:
+            p.requires_grad_(flag)
 
     # --- inference ------------------------------------------------------------------------------------
     @torch.no_grad()

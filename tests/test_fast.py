@@ -168,3 +168,14 @@ def test_fast_step_continues_a_plain_step_run() -> None:
     for name, value in a.state_dict().items():
         if name not in inert:
             assert relative(value, state[name]) <= RTOL, name
+
+
+def test_compiled_step_matches_plain_step() -> None:
+    """torch.compile (inductor, CPU) of the fast step's phases: 10 steps agree with the plain step to 1e-5.
+
+    Tiny nets (smoke preset) so the first compile stays short; later runs hit the on-disk cache."""
+    overrides = {"train.compile": True}
+    plain, losses_plain, _ = train(overrides, fast=False)
+    compiled, losses_compiled, step = train(overrides, fast=True)
+    assert step is not None and step.compile and step.compile_seconds > 0
+    assert_equivalent(plain, compiled, losses_plain, losses_compiled)

@@ -215,12 +215,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsy
     spec.write_text(GOOD.format(extra='data = "synth:zebra"'))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / f"{tmp_path.name}-cache"))  # the probe's cache
     monkeypatch.setattr(sys, "argv", ["harness", "run", str(spec), "--dry-run", "--seeds", "3"])
     with pytest.raises(SystemExit) as exc:
         cli.main()
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert out.count("  todo  ") == 6 and "12 iterations" in out and "timed 3 train steps" in out
+    assert out.count("  todo  ") == 6 and "12 iterations" in out and "measured here: train step" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]
 
 

@@ -133,6 +133,7 @@ def _report(plan, options, complete: bool) -> None:
 
 
 def _print_plan(plan, workers: int) -> None:
+    from harness import estimate
     from harness.engine import runner
     from harness.engine.worker import is_done
 
@@ -143,11 +144,19 @@ def _print_plan(plan, workers: int) -> None:
         its = runner.planned_iterations(u.cfg)
         mark = "done" if u not in todo else "todo"
         _say(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
-    seconds, how = runner.estimate(plan, workers, todo)
+    iterations = [runner.planned_iterations(u.cfg) for u in todo]
+    if None in iterations:
+        seconds, how = None, "unknown (cannot count the training images)"
+    else:
+        seconds = estimate.plan_seconds([(u.cfg, n) for u, n in zip(todo, iterations, strict=True)], workers)
+        how = estimate.how(workers)
     _say(
         f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
         f"about {st.fmt_seconds(seconds)} ({how})"
     )
+    warning = estimate.too_long(seconds or 0, plan.preset)
+    if warning:
+        _say(warning)
 
 
 @app.command()

@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config
@@ -95,45 +93,6 @@ def planned_iterations(cfg: Config) -> int | None:
 
     n = _train_images(cfg)
     return total_iterations(cfg, -(-n // cfg.train.batch_size)) if n else None
-
-
-def time_steps(cfg: Config, threads: int, steps: int = 3) -> float:
-    """Seconds per train step of this config, timed on random images in memory (writes nothing)."""
-    import torch
-
-    from cyclegan.model import CycleGAN
-    from cyclegan.train import make_step, pick_device
-
-    torch.set_num_threads(max(1, threads))
-    model = CycleGAN(cfg, pick_device(cfg.train.device))
-    step = make_step(model)
-    size, bs = cfg.data.crop_size, cfg.train.batch_size
-    batch = {"A": torch.rand(bs, 3, size, size) * 2 - 1, "B": torch.rand(bs, 3, size, size) * 2 - 1}
-    step(batch)  # warm-up (allocations, lazy init)
-    tick = time.perf_counter()
-    for _ in range(steps):
-        step(batch)
-    return (time.perf_counter() - tick) / steps
-
-
-def estimate(plan: Plan, workers: int, todo: list[Unit]) -> tuple[float | None, str]:
-    """Wall-clock estimate for ``todo`` over ``workers``: each distinct architecture timed for a few steps."""
-    threads = worker_threads(workers)
-    per_step: dict[Any, float] = {}
-    total = 0.0
-    for u in todo:
-        iters = planned_iterations(u.cfg)
-        if iters is None:
-            return None, "unknown (cannot count the training images)"
-        key = (u.cfg.model, u.cfg.loss.lambda_identity > 0, u.cfg.train.batch_size, u.cfg.data.crop_size)
-        if key not in per_step:
-            per_step[key] = time_steps(u.cfg, threads)
-        total += iters * per_step[key]
-    how = (
-        f"timed 3 train steps on random images per architecture here, {threads} thread(s) per worker; "
-        "excludes data generation, evaluation and checkpoints"
-    )
-    return total / max(1, min(workers, len(todo) or 1)), how
 
 
 def worker_threads(workers: int) -> int:

@@ -21,6 +21,17 @@ def _rate(records: list[dict[str, Any]]) -> float | None:
     return di / dt if dt > 0 and di > 0 else None
 
 
+def _estimated_rate(run_dir: Path) -> float | None:
+    """Before a run has logged twice: iterations per second from this machine's cached probe of its config
+    (``harness.estimate``; never probes here)."""
+    from cyclegan.config import Config
+    from harness import estimate
+
+    config = store.read_json(run_dir / "config.json")
+    entry = estimate.throughput(Config.from_dict(config), measure=False) if config else None
+    return 1 / estimate.iteration_seconds(entry, Config.from_dict(config)) if entry and config else None
+
+
 def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any]:
     """One run's state, steps, speed, ETA and latest primary metric."""
     run_dir = Path(folder) / key
@@ -43,6 +54,8 @@ def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any
     iteration = max([r.get("iteration", 0) for r in records] + [summary.get("iteration") or 0])
     total = summary.get("total")
     rate = _rate(records) if state == "running" else (summary.get("cost") or {}).get("it_per_s")
+    if state == "running" and rate is None:
+        rate = _estimated_rate(run_dir)
     eta = (total - iteration) / rate if state == "running" and rate and total else None
     evals = [r for r in records if r.get("kind") == "eval"]
     metric = (summary.get("metrics") or (evals[-1] if evals else {})).get(primary) if primary else None

@@ -1,0 +1,238 @@
+"""How long runs take on this machine: a short timed probe of the architecture, cached per machine and config.
+
+Why a probe and not FLOPs: at the cpu preset most of a step is not convolution arithmetic (docs/bench.md),
+so FLOPs predict time badly, and workers that share cores slow each other down. The probe runs
+``min(workers, cores)`` copies at once in fresh processes, each with a worker's share of the cores, the train
+step a run uses (``cyclegan.train.make_step``) on random images of the crop size, and the time to load the
+run's own training images when they are on disk (a folder data set of large photos costs more to load than
+to train at 32 px). Each result is cached for a day in ``~/.cache/cyclegan-harness/throughput.json``, keyed
+by machine, torch version, thread share, concurrency and every config field that changes the cost; it is
+measured under whatever else the machine is doing then, which is what the run will meet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from cyclegan.config import Config
+from cyclegan.fast import compile_cache_dir
+
+MAX_AGE_S = 24 * 3600
+DAY_S = 24 * 3600
+PROBE_SECONDS = 5.0  # timed steps per probe process: until this long (load varies), at least one
+
+
+def cache_file() -> Path:
+    return compile_cache_dir().parent / "throughput.json"
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}|{cpu}|{os.cpu_count()}"
+
+
+def config_key(cfg: Config) -> str:
+    """The config fields that change a step's or a batch's cost (not seeds, learning rates or schedules)."""
+    import torch
+
+    d, t = cfg.data, cfg.train
+    parts = {
+        "model": dataclasses.asdict(cfg.model),
+        "identity": cfg.loss.lambda_identity > 0,
+        "gan_mode": cfg.loss.gan_mode,
+        "train": [t.batch_size, t.fast, t.compile, t.amp, t.device],
+        "data": [d.dataset, d.dir_A, d.dir_B, d.load_size, d.crop_size, d.num_workers],
+        "machine": _machine(),
+        "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(entries: dict[str, Any]) -> None:
+    """Atomic (temp, fsync, rename): parallel workers may read it while a dry-run writes it."""
+    path = cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(entries, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _data_on_disk(cfg: Config) -> bool:
+    """False for a synthetic data set not generated yet (building the data set would generate it)."""
+    d = cfg.data
+    if not d.dataset.startswith("synth:") or d.dir_A or d.dir_B:
+        return True
+    from cyclegan.data.sources import data_home
+    from cyclegan.synth import folder_name
+
+    task = d.dataset.removeprefix("synth:")
+    name = folder_name(task, d.synth_size, d.synth_n_train, d.synth_n_test, 0)  # dataset_root's seed
+    return (data_home() / "synth" / name / "trainA").is_dir()
+
+
+def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None:
+    """One probe process: start-up, first call (compile included), timed steps, image loading."""
+    import torch
+
+    from cyclegan.model import CycleGAN
+    from cyclegan.train import build_dataset, make_step, pick_device
+
+    torch.set_num_threads(threads)
+    cfg = Config.from_dict(cfg_dict)
+    step = make_step(CycleGAN(cfg, pick_device(cfg.train.device)))
+    n, s = cfg.train.batch_size, cfg.data.crop_size
+    batch = {k: torch.rand(n, 3, s, s) * 2 - 1 for k in ("A", "B")}
+    startup = time.time() - start
+    tick = time.perf_counter()
+    step(batch)
+    first = time.perf_counter() - tick
+    times: list[float] = []
+    while not times or (sum(times) < PROBE_SECONDS and len(times) < 50):
+        tick = time.perf_counter()
+        step(batch)
+        times.append(time.perf_counter() - tick)
+    data = None
+    try:  # the run's own images, when they are on disk already (a probe generates nothing)
+        if not _data_on_disk(cfg):
+            raise FileNotFoundError("synthetic data set not generated yet")
+        dataset = build_dataset(cfg)
+        tick = time.perf_counter()
+        count = min(len(dataset), max(4, 2 * n))
+        for i in range(count):
+            dataset[(1, i, i)]  # (epoch, position, index): the sampler's keys
+        data = (time.perf_counter() - tick) / count * n
+    except Exception:  # noqa: BLE001 - no data yet (synthetic set not generated, missing folder): step only
+        data = None
+    queue.put({"startup": startup, "first": first, "step": statistics.median(times), "data": data})
+
+
+def probe(cfg: Config, workers: int = 1) -> dict[str, Any]:
+    """Measure now: ``min(workers, cores)`` probe processes at once, each with a worker's thread share."""
+    from harness.engine.runner import worker_threads
+
+    threads = worker_threads(workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    copies = max(1, min(workers, cores))
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_probe_child, args=(cfg.to_dict(), threads, time.time(), queue))
+        for _ in range(copies)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    step = statistics.median(r["step"] for r in results)
+    data = [r["data"] for r in results if r["data"] is not None]
+    return {
+        "step_seconds": step,
+        "data_seconds": statistics.median(data) if data else None,
+        "startup_seconds": statistics.median(r["startup"] for r in results),
+        "first_call_extra_seconds": max(0.0, statistics.median(r["first"] for r in results) - step),
+        "threads": threads,
+        "concurrent": copies,
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "measured_at": time.time(),
+    }
+
+
+def throughput(cfg: Config, workers: int = 1, *, measure: bool = True) -> dict[str, Any] | None:
+    """The cached probe for this config and worker count on this machine (probing first if needed and
+    ``measure``); with ``measure=False`` the freshest cached probe of this config at any worker count."""
+    entries = _read_cache()
+    key = config_key(cfg)
+    fresh = {
+        w: e for w, e in entries.get(key, {}).items() if time.time() - e.get("measured_at", 0) < MAX_AGE_S
+    }
+    if str(workers) in fresh:
+        return fresh[str(workers)]
+    if not measure:
+        return max(fresh.values(), key=lambda e: e["measured_at"]) if fresh else None
+    result = probe(cfg, workers)
+    entries = _read_cache()  # another process may have written meanwhile
+    entries.setdefault(key, {})[str(workers)] = result
+    _write_cache(entries)
+    return result
+
+
+def iteration_seconds(entry: dict[str, Any], cfg: Config) -> float:
+    """Seconds per training iteration: the step plus loading a batch (overlapped when loader workers run)."""
+    step, data = entry["step_seconds"], entry.get("data_seconds") or 0.0
+    if cfg.data.num_workers > 0:
+        return max(step, data / cfg.data.num_workers)
+    return step + data
+
+
+def seconds_per_iteration(cfg: Config, workers: int = 1) -> float:
+    """Seconds per training iteration of ``cfg`` for each of ``workers`` runs sharing this machine."""
+    entry = throughput(cfg, workers)
+    assert entry is not None
+    return iteration_seconds(entry, cfg)
+
+
+def run_seconds(cfg: Config, iterations: int, workers: int = 1) -> float:
+    """One run's wall time: start-up, first-call extra (compile), then ``iterations`` iterations."""
+    entry = throughput(cfg, workers)
+    assert entry is not None
+    fixed = entry["startup_seconds"] + entry["first_call_extra_seconds"]
+    return fixed + iterations * iteration_seconds(entry, cfg)
+
+
+def plan_seconds(runs: list[tuple[Config, int]], workers: int) -> float:
+    """Wall time of ``runs`` (config, iterations) taken in order by ``workers`` workers, each the next run
+    as soon as it is free (the queue's order)."""
+    free_at = [0.0] * max(1, workers)
+    for cfg, iterations in runs:
+        i = free_at.index(min(free_at))
+        free_at[i] += run_seconds(cfg, iterations, workers)
+    return max(free_at)
+
+
+def how(workers: int) -> str:
+    from harness.engine.runner import worker_threads
+
+    return (
+        f"measured here: train step and image loading, {worker_threads(workers)} thread(s) per worker, "
+        f"{workers} probe(s) at once; cached a day in {cache_file()}; excludes evaluation and data generation"
+    )
+
+
+def too_long(seconds: float, preset: str | None) -> str | None:
+    """One line when a plan would take more than a day on this machine, with what would fit."""
+    if seconds <= DAY_S:
+        return None
+    days = seconds / DAY_S
+    hint = (
+        "--preset paper is meant for a GPU (train.device=cuda); on this CPU use --preset cpu (32 px)"
+        if preset != "cpu"
+        else "use fewer seeds or arms, a smaller train.max_iters, or a GPU"
+    )
+    return f"that is {days:.1f} days on this machine: {hint}"

@@ -1,0 +1,80 @@
+"""The run-time estimator: probe, cache, per-iteration cost, queue order and the more-than-a-day advice."""
+
+from __future__ import annotations
+
+import pytest
+
+from cyclegan.config import resolve
+from harness import estimate
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def entry(step: float, data: float | None = None, startup: float = 0.0, first: float = 0.0) -> dict:
+    return {
+        "step_seconds": step,
+        "data_seconds": data,
+        "startup_seconds": startup,
+        "first_call_extra_seconds": first,
+        "measured_at": 0,
+    }
+
+
+def test_a_real_probe_is_cached_per_config_and_worker_count(monkeypatch) -> None:
+    cfg = resolve("smoke")
+    first = estimate.throughput(cfg, 1)
+    assert first is not None and first["step_seconds"] > 0 and first["concurrent"] == 1
+    assert estimate.cache_file().is_file()
+    calls = []
+    monkeypatch.setattr(estimate, "probe", lambda *a: calls.append(a) or entry(1.0))
+    assert estimate.throughput(cfg, 1) == first  # cached: no second probe
+    assert estimate.throughput(resolve("smoke", {"train.seed": 5}), 1) == first  # seeds do not change cost
+    assert not calls
+    assert estimate.throughput(cfg, 2, measure=False) == first  # status: any worker count, no probe
+    estimate.throughput(resolve("smoke", {"data.crop_size": 8, "data.load_size": 8}), 1)
+    assert len(calls) == 1  # another crop size is another architecture cost
+
+
+def test_iteration_cost_adds_loading_or_overlaps_it_with_loader_workers() -> None:
+    cfg = resolve("smoke")
+    assert estimate.iteration_seconds(entry(0.04, data=0.01), cfg) == pytest.approx(0.05)
+    assert estimate.iteration_seconds(entry(0.04), cfg) == pytest.approx(0.04)
+    loaders = resolve("smoke", {"data.num_workers": 2})
+    assert estimate.iteration_seconds(entry(0.04, data=0.2), loaders) == pytest.approx(0.1)
+    assert estimate.iteration_seconds(entry(0.04, data=0.01), loaders) == pytest.approx(0.04)
+
+
+def test_plan_takes_runs_in_queue_order_on_the_first_free_worker(monkeypatch) -> None:
+    monkeypatch.setattr(estimate, "throughput", lambda cfg, workers=1, measure=True: entry(0.1, startup=2.0))
+    cfg = resolve("smoke")
+    runs = [(cfg, 100), (cfg, 100), (cfg, 300)]  # 12 s, 12 s, 32 s
+    assert estimate.plan_seconds(runs, 1) == pytest.approx(56.0)
+    assert estimate.plan_seconds(runs, 2) == pytest.approx(44.0)  # the third run waits for a free worker
+    assert estimate.plan_seconds(runs, 3) == pytest.approx(32.0)
+
+
+def test_more_than_a_day_says_so_and_what_would_fit() -> None:
+    assert estimate.too_long(23 * 3600, "paper") is None
+    line = estimate.too_long(21323 * 3600, "paper")
+    assert line is not None and "888.5 days" in line and "--preset paper is meant for a GPU" in line
+    assert "--preset cpu" in line
+    line = estimate.too_long(2 * 86400, "cpu")
+    assert line is not None and "fewer seeds" in line
+
+
+def test_status_rate_before_two_logs_comes_from_the_cached_probe(tmp_path, monkeypatch) -> None:
+    from harness.engine import status, store
+
+    cfg = resolve("smoke")
+    assert status._estimated_rate(tmp_path) is None  # no config.json: nothing to estimate from
+    store.write_json(tmp_path / "config.json", cfg.to_dict())
+    assert status._estimated_rate(tmp_path) is None  # nothing cached, and status never probes
+    seen = []
+    monkeypatch.setattr(
+        estimate, "throughput", lambda c, workers=1, measure=True: seen.append(measure) or entry(0.25)
+    )
+    assert status._estimated_rate(tmp_path) == pytest.approx(4.0)
+    assert seen == [False]
