@@ -101,6 +101,8 @@ def _metavar(name: str, kind: Any, info: ParameterInfo) -> str:
         return name.strip("_").upper()
     assert isinstance(info, OptionInfo)
     return _METAVARS.get(kind) or _NAMED.get(name) or name.strip("_").upper()
+
+
 StoreOpt = Annotated[Path, typer.Option("--store", help="Run-store root (docs/RUNSTORE.md).")]
 ReportsOpt = Annotated[
     Path, typer.Option("--reports", "--out", help="Reports root; a report goes to REPORTS/NAME/.")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cyclegan.atomic import atomic_write_json
 from cyclegan.config import resolve
-from harness import estimate
+from harness.engine import estimate
 
 
 @pytest.fixture(autouse=True)
@@ -66,11 +67,11 @@ def test_more_than_a_day_says_so_and_what_would_fit() -> None:
 
 
 def test_status_rate_before_two_logs_comes_from_the_cached_probe(tmp_path, monkeypatch) -> None:
-    from harness.engine import status, store
+    from harness.engine import status
 
     cfg = resolve("smoke")
     assert status._estimated_rate(tmp_path) is None  # no config.json: nothing to estimate from
-    store.write_json(tmp_path / "config.json", cfg.to_dict())
+    atomic_write_json(tmp_path / "config.json", cfg.to_dict())
     assert status._estimated_rate(tmp_path) is None  # nothing cached, and status never probes
     seen = []
     monkeypatch.setattr(

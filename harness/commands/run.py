@@ -133,8 +133,7 @@ def _report(plan, options, complete: bool) -> None:
 
 
 def _print_plan(plan, workers: int) -> None:
-    from harness import estimate
-    from harness.engine import runner
+    from harness.engine import estimate, runner
     from harness.engine.worker import is_done
 
     todo = [u for u in plan.units if not is_done(u)]

@@ -23,9 +23,9 @@ def _rate(records: list[dict[str, Any]]) -> float | None:
 
 def _estimated_rate(run_dir: Path) -> float | None:
     """Before a run has logged twice: iterations per second from this machine's cached probe of its config
-    (``harness.estimate``; never probes here)."""
+    (``harness.engine.estimate``; never probes here)."""
     from cyclegan.config import Config
-    from harness import estimate
+    from harness.engine import estimate
 
     config = store.read_json(run_dir / "config.json")
     entry = estimate.throughput(Config.from_dict(config), measure=False) if config else None
