@@ -120,6 +120,25 @@ def data_download(
     _say_fetched(name, fetched, f"train on it with: --set data.dataset={fetched.path}")
 
 
+@data_app.command("photos")
+def data_photos(
+    root: Annotated[Path, typer.Argument(help="Folder to create (trainA/ trainB/ testA/ testB/).")],
+    pair: Annotated[str, typer.Option(help="grass2gravel (scikit-image) or flower2china (scikit-learn).")] = (
+        "grass2gravel"
+    ),
+    size: Annotated[int, typer.Option(help="Patch side in pixels.")] = 64,
+    n_train: Annotated[int, typer.Option(help="Train patches per domain.")] = 60,
+    n_test: Annotated[int, typer.Option(help="Test patches per domain.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the patch positions.")] = 0,
+) -> None:
+    """A small real-photo unpaired set cut from photographs that scikit-image / scikit-learn ship."""
+    from cyclegan.data.photos import build_photo_set
+
+    build_photo_set(root, pair, size, n_train, n_test, seed)
+    typer.echo(f"{pair}: {n_train} + {n_train} train, {n_test} + {n_test} test patches, {size} px, in {root}")
+    typer.echo(f"train on it with: --set data.dataset={root}")
+
+
 def _size_text(folder: FolderReport) -> str:
     span = folder.size_range()
     if span is None:
