@@ -233,15 +233,28 @@ def models_list(
     _listing(f"official pretrained generators (root {root}; each about {_mib(MODEL_BYTES)})", rows, remote)
 
 
+FID_INCEPTION = "fid-inception"
+
+
 @models_app.command("download")
 def models_download(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}, or {FID_INCEPTION}.")],
     root: ModelsRootOpt = None,
     base_url: BaseOpt = None,
+    sha256: Annotated[
+        str | None, typer.Option(help=f"{FID_INCEPTION} only: refuse the file unless it has this sha256.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Download an official generator, verified, saved where ``harness translate`` can use it directly."""
-    from cyclegan.data.download import download_model
+    """Download an official generator (for ``harness translate``) or, as fid-inception, the FID Inception
+    weights that evaluation then uses automatically for fid_inception_* and kid_inception_*."""
+    from cyclegan.data.download import download_fid_inception, download_model
 
+    if name == FID_INCEPTION:
+        fetched = download_fid_inception(root, base_url, sha256, show_progress=not quiet)
+        _say_fetched(name, fetched, "evaluation now reports fid_inception_* and kid_inception_* with it")
+        return
+    if sha256 is not None:
+        raise DataError(f"--sha256 applies to {FID_INCEPTION} only, not to '{name}'")
     fetched = download_model(name, root, base_url, show_progress=not quiet)
     _say_fetched(name, fetched, f"use it with: harness translate {fetched.path} IMAGES... --out translated")
