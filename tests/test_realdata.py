@@ -74,3 +74,50 @@ def test_reference_rows_on_real_photos(photo_evaluator: Evaluator) -> None:
     assert health([], refs["flat"])["flat_like"] is True and health([], refs["blur"])["flat_like"] is True
     assert health([], oracle)["noise_like"] is False and health([], oracle)["flat_like"] is False
     assert photo_evaluator.reference_points() == refs  # cached
+
+
+def test_report_reference_rows_and_read_first(photo_evaluator: Evaluator, tmp_path: Path) -> None:
+    """Three done runs on the photo set: translation 0 (noise, flat and blur also score 0, so the metric is
+    flagged at the top), KID far below the degenerate rows (discriminative), one run's outputs noise-like."""
+    import pandas as pd
+
+    from harness.report.load import RUN_COLUMNS, Store
+    from harness.report.references import reference_sections
+    from harness.report.render import to_markdown
+
+    flat_cfg = {f"{s}.{k}": v for s, sect in photo_evaluator.cfg.to_dict().items() for k, v in sect.items()}
+    names = ["r0", "r1", "r2"]
+    runs = pd.DataFrame(
+        [
+            {**dict.fromkeys(RUN_COLUMNS), "run": r, "arm": "a", "seed": i, "status": "done"}
+            for i, r in enumerate(names)
+        ]
+    )
+    finals = pd.DataFrame(
+        {
+            "translation_AtoB": [0.0, 0.0, 0.0],
+            "kid_AtoB": [5.0, 6.0, 7.0],
+            "kid_AtoB_std": [2.0, 3.0, 2.5],
+            "hf_ratio_AtoB": [3.0, 1.1, 0.9],
+        },
+        index=names,
+    )
+    store = Store(
+        folder=tmp_path,
+        experiment={"metrics": {"primary": "translation_AtoB", "secondary": ["kid_AtoB"]}},
+        runs=runs,
+        finals=finals,
+        losses=pd.DataFrame(),
+        evals=pd.DataFrame(),
+        configs=dict.fromkeys(names, flat_cfg),
+    )
+    sections = reference_sections(store)
+    assert [s.title for s in sections] == ["Read first", "Reference rows"]
+    warning = sections[0].blocks[0].text
+    assert "translation_AtoB (noise, flat, blur score as well as the median trained run)" in warning
+    assert "kid_AtoB" not in warning
+    md = to_markdown("t", sections, tmp_path)
+    assert "held-out accuracy" in md and "FID / KID-Inception: not available" in md
+    assert "r0: AtoB outputs look like noise" in md
+    assert "unreliable, from 12 test images per side" in md  # kid_AtoB, Markdown-escaped
+    assert "within-run spread (std over subsets) median 2.5 against a median value of 6" in md

@@ -51,15 +51,34 @@ def _config(flat: dict[str, Any]):
     return Config.from_dict(nested)
 
 
+def _absent(cfg) -> str | None:
+    """Why the runs' data set is not on this machine (None when it is): a report never generates data."""
+    from cyclegan.data.sources import data_home
+    from cyclegan.synth import folder_name
+
+    d = cfg.data
+    if d.dataset.startswith("synth:"):
+        folder = data_home() / "synth" / folder_name(
+            d.dataset.removeprefix("synth:"), d.synth_size, d.synth_n_train, d.synth_n_test, 0
+        )
+        return None if folder.is_dir() else f"the runs' data set {d.dataset} is not at {folder}"
+    return None  # folder data: a missing folder raises DataError with its own message
+
+
 def _evaluator(store: Store):
     """The Evaluator of the experiment's data set (from a done run's config); its reference rows are
     cached beside the domain classifier, so this is cheap after the first report."""
+    from cyclegan.data.sources import DataError
     from cyclegan.metrics import Evaluator
 
     done = [r for r in store.done()["run"] if r in store.configs]
     if not done:
         return None
-    return Evaluator(_config(store.configs[done[0]]))
+    cfg = _config(store.configs[done[0]])
+    reason = _absent(cfg)
+    if reason:
+        raise DataError(reason)
+    return Evaluator(cfg)
 
 
 def _noise_or_flat_runs(store: Store) -> list[str]:
