@@ -3,14 +3,21 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The torch/torchvision pair the test suite and the committed reports were run with (pyproject.toml accepts
+# torch>=2.4,<3). From PyPI on Linux x86_64 it is the CUDA build (with 3.2 GB of nvidia packages and triton).
+# CPU-only build, no nvidia packages:  make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Keep the torch you have (e.g. a CUDA build for your driver):  make demo TORCH=  (add
+# VENV_FLAGS=--system-site-packages to let a new .venv see the system's torch)
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX ?=
+VENV_FLAGS ?=
 
 .PHONY: demo test bench lint clean-venv
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch/torchvision pinned to the pair that installs from this machine's disk
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(if $(TORCH),$(BIN)/pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)))
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 

@@ -1,10 +1,14 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of either.
+
+Temp files and folders are created with mode 0666 / 0777 minus the umask, like any ``open``/``mkdir``, so
+the renamed result has the permissions the user expects (``tempfile.mkstemp``/``mkdtemp`` make it owner-only).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -14,7 +18,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a temp file in the same folder, fsync it, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create(lambda p: os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path.parent,
+                      f".{path.name}.", ".tmp")  # fmt: skip
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -29,6 +34,21 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def temp_dir(parent: Path, prefix: str, suffix: str = "") -> Path:
+    """A new, uniquely named folder in ``parent``, to be filled and then renamed into place."""
+    return Path(_create(lambda p: os.mkdir(p, 0o777), parent, prefix, suffix)[1])
+
+
+def _create(make: Callable[[str], Any], parent: Path, prefix: str, suffix: str) -> tuple[Any, str]:
+    """(what ``make`` returned, the path) for the first random name in ``parent`` that did not exist yet."""
+    while True:
+        candidate = os.path.join(parent, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            return make(candidate), candidate
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

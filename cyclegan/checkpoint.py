@@ -12,12 +12,10 @@ import torch
 
 from cyclegan.atomic import atomic_write
 from cyclegan.config import Config
+from cyclegan.device import pick_device
+from cyclegan.errors import CheckpointError
 
 FORMAT = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with the file named."""
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -46,7 +44,6 @@ def load_trained(path: str | Path, device: str | torch.device | None = None) -> 
     """(the trained CycleGAN, the checkpoint) from a harness checkpoint, for scoring and inspection; the
     device defaults to the run's ``train.device``."""
     from cyclegan.model import CycleGAN
-    from cyclegan.train import pick_device
 
     state = load(path)
     if "model" not in state or "config" not in state:

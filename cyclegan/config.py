@@ -7,15 +7,16 @@ Defaults are the paper's (``../shared/REFERENCE.md``); presets and user override
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
+import pydantic
 
-class ConfigError(ValueError):
-    """A bad key or value; the message names the key and what would be valid."""
+from cyclegan.errors import ConfigError
 
 
 def _knob(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
@@ -172,56 +173,27 @@ def _allowed(hint: Any, meta: dict[str, Any]) -> str:
 
 
 def _coerce(key: str, hint: Any, meta: dict[str, Any], value: Any) -> Any:
-    """Turn a string (from the CLI) or JSON/TOML value into the field's type, or raise naming the key."""
-    bad = ConfigError(f"bad value {value!r} for '{key}': expected {_allowed(hint, meta)}")
-    if get_origin(hint) is Literal:
-        if value not in get_args(hint):
-            raise bad
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise bad
-    if hint is int:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            out = value
-        elif isinstance(value, float) and value.is_integer():
-            out = int(value)
-        elif isinstance(value, str):
-            try:
-                out = int(value)
-            except ValueError:
-                raise bad from None
-        else:
-            raise bad
-    elif hint is float:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int | float):
-            out = float(value)
-        elif isinstance(value, str):
-            try:
-                out = float(value)
-            except ValueError:
-                raise bad from None
-        else:
-            raise bad
-        if out != out or out in (float("inf"), float("-inf")):
-            raise bad
-    elif hint is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    else:  # pragma: no cover - every field is one of the above
-        raise TypeError(hint)
-    lo, hi = meta.get("lo"), meta.get("hi")
-    if (lo is not None and out < lo) or (hi is not None and out > hi):
-        raise bad
-    return out
+    """Turn a string (from the CLI) or JSON/TOML value into the field's type (pydantic's lax mode, within
+    the field's bounds, finite), or raise naming the key; a bool is never taken for a number."""
+    try:
+        if isinstance(value, bool) and hint in (int, float):
+            raise ValueError(value)  # pydantic's lax mode would read True as 1
+        return _adapter(hint, meta.get("lo"), meta.get("hi")).validate_python(value)
+    except (ValueError, pydantic.ValidationError):
+        raise ConfigError(f"bad value {value!r} for '{key}': expected {_allowed(hint, meta)}") from None
+
+
+@functools.cache
+def _adapter(hint: Any, lo: float | None, hi: float | None) -> pydantic.TypeAdapter:
+    if hint is bool:  # true/false (any case), 1/0, yes/no from the command line; not on/off or a number
+        text = pydantic.BeforeValidator(lambda v: _BOOLS.get(v.lower(), v) if isinstance(v, str) else v)
+        return pydantic.TypeAdapter(Annotated[bool, text], config=pydantic.ConfigDict(strict=True))
+    if hint in (int, float):
+        return pydantic.TypeAdapter(Annotated[hint, pydantic.Field(ge=lo, le=hi, allow_inf_nan=False)])
+    return pydantic.TypeAdapter(hint, config=pydantic.ConfigDict(strict=True))  # str and Literal: as given
+
+
+_BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

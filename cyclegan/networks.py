@@ -4,7 +4,8 @@ Each network keeps its layers in one ``nn.Sequential`` named as the reference na
 so state-dict keys and shapes match a reference checkpoint for the same settings and load with
 ``strict=True``. Norm rules follow the reference: instance norm has no affine parameters and no running
 stats, and the conv before it keeps its bias; batch norm is affine with running stats and the conv before it
-has no bias.
+has no bias; with no norm the convs have no bias either (the reference's ``use_bias`` is true only for
+instance norm).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def norm_layer(kind: Norm, channels: int) -> nn.Module:
 
 
 def conv_bias(kind: Norm) -> bool:
-    """Batch norm's own shift makes a conv bias redundant; the reference drops it only there."""
-    return kind != "batch"
+    """The reference's ``use_bias = norm_layer == InstanceNorm2d``: no bias before batch norm (its own shift
+    makes one redundant) and none with ``norm = none`` (``get_norm_layer('none')`` is not InstanceNorm2d)."""
+    return kind == "instance"
 
 
 class ResnetBlock(nn.Module):

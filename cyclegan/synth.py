@@ -14,14 +14,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from cyclegan.atomic import atomic_write_json
+from cyclegan.atomic import atomic_write_json, temp_dir
+from cyclegan.errors import DataError
 
 VERSION = 1  # bump when a scene's pixels change, so cached folders regenerate
 TASKS = ("zebra", "seasons")
@@ -171,8 +171,6 @@ def render(task: str, size: int, seed: int, split: str, index: int) -> Scene:
 
 def check_task(task: str) -> None:
     if task not in TASKS:
-        from cyclegan.data.sources import DataError
-
         raise DataError(
             f"unknown synthetic task '{task}'; valid: {', '.join(TASKS)} (e.g. data.dataset=synth:zebra)"
         )
@@ -250,8 +248,6 @@ def ensure_dataset_status(
     never sees a half-written dataset and concurrent workers do not clash."""
     check_task(task)
     if size < 8 or n_train < 1 or n_test < 1:
-        from cyclegan.data.sources import DataError
-
         raise DataError(
             f"bad synthetic dataset size {size} px / {n_train} train / {n_test} test: need >= 8, 1, 1"
         )
@@ -261,13 +257,13 @@ def ensure_dataset_status(
     if _complete(folder, params):
         return folder, False
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=base))
+    tmp = temp_dir(base, f".{folder.name}.")
     try:
         _generate(tmp, task, size, n_train, n_test, seed)
         if folder.exists():  # stale or incomplete: move it aside first (rename is atomic, rmtree is not)
             if _complete(folder, params):  # another process finished meanwhile
                 return folder, False
-            trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=base))
+            trash = temp_dir(base, f".{folder.name}.old.")
             os.replace(folder, trash / "old")
             shutil.rmtree(trash, ignore_errors=True)
         try:

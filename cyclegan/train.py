@@ -16,6 +16,7 @@ from cyclegan import checkpoint
 from cyclegan.config import Config
 from cyclegan.data.sources import resolve_domains
 from cyclegan.data.unaligned import UnalignedDataset, batches_per_epoch, epoch_batches
+from cyclegan.device import pick_device
 from cyclegan.model import CycleGAN
 from cyclegan.seeding import rng_state, set_rng_state
 
@@ -49,12 +50,6 @@ class Progress:
     extra: dict = field(default_factory=dict)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def total_iterations(cfg: Config, per_epoch: int) -> int:
     """The epoch schedule's length, capped by train.max_iters (past the schedule the learning rate is 0)."""
     budget = (cfg.optim.n_epochs + cfg.optim.n_epochs_decay) * per_epoch
@@ -67,12 +62,10 @@ def build_dataset(cfg: Config) -> UnalignedDataset:
 
 
 def make_step(model: CycleGAN):
-    """The train-step function the config asks for: the fast step when available, else the reference order."""
+    """The train-step function the config asks for: the fast step (train.fast), else the reference order."""
     if model.cfg.train.fast:
-        try:
-            from cyclegan.fast import FastStep
-        except ImportError:
-            return model.train_step
+        from cyclegan.fast import FastStep
+
         return FastStep(model)
     return model.train_step
 

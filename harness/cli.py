@@ -1,4 +1,4 @@
-"""The ``harness`` command line: builds validated configs and hands them to the library and the engine."""
+"""The ``harness`` command line: one Typer app per command module, joined here; nothing imports this back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import sys
 
 import typer
 
+from harness.commands import bench, core, data, evaluate, probe, report, run, sweep
 from harness.errors import user_error_types
+from harness.options import readable_metavars
 
 app = typer.Typer(
     help="Which parts of CycleGAN matter? Train ablations and sweeps, compare them with honest statistics.",
@@ -14,20 +16,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _register() -> None:
-    """Attach every command module (each defines its commands on ``app`` or a sub-app)."""
-    from harness.commands import bench, core, data, evaluate, probe, report, run, sweep, synth  # noqa: F401
+for module in (core, run, sweep, report, evaluate, probe, data, bench):
+    app.add_typer(module.app)
+readable_metavars(app)
 
 
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2."""
-    _register()
     try:
         app()
     except Exception as exc:  # the error types are looked up only now: they import torch
         if not isinstance(exc, user_error_types()):
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc}{_next_step(exc)}", err=True)
         sys.exit(2)
+
+
+def _next_step(exc: Exception) -> str:
+    """The command that fixes a library error (the library says what is wrong, the CLI what to run)."""
+    from cyclegan.errors import NoImages, NotDownloaded
+
+    if isinstance(exc, NotDownloaded):
+        return f"; get it with: harness data download {exc.name}"
+    if isinstance(exc, NoImages):
+        return f" (check it with: harness data check {exc.root or '...'})"
+    return ""

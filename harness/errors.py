@@ -8,9 +8,7 @@ class UserError(ValueError):
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    """Every exception type that means 'bad input' rather than 'bug'."""
-    from cyclegan.checkpoint import CheckpointError
-    from cyclegan.config import ConfigError
-    from cyclegan.data.sources import DataError
+    """Every exception type that means 'bad input' rather than 'bug' (the library's are looked up now)."""
+    from cyclegan.errors import CheckpointError, ConfigError, DataError
 
     return (UserError, ConfigError, DataError, CheckpointError)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from cyclegan.config import Config, ConfigError, apply_overrides, parse_set, resolve
 
@@ -70,10 +73,13 @@ def test_unknown_preset() -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["info", "--set", "model.netD=bogus"], "'model.netD'"),
-        (["info", "--set", "model.nope=1"], "unknown config key 'model.nope'"),
-        (["info", "--preset", "huge"], "unknown preset 'huge'"),
-        (["info", "--set", "justakey"], "bad override 'justakey'"),
+        (["info", "--set", "model.netD=bogus"], "--set: bad value 'bogus' for 'model.netD'"),
+        (["info", "--set", "model.nope=1"], "--set: unknown config key 'model.nope'"),
+        (["info", "--preset", "huge"], "--preset: unknown preset 'huge' (valid: paper, cpu, demo, smoke)"),
+        (["run", "ablate-pool", "--preset", "fast", "--dry-run"], "--preset: unknown preset 'fast' (valid: "),
+        (["sweep", "lambda", "--preset", "fast"], "--preset: unknown preset 'fast' (valid: "),
+        (["run", "ablate-pool", "--set", "model.ngf=abc", "--dry-run"], "--set: bad value 'abc' for 'model."),
+        (["info", "--set", "justakey"], "--set: bad override 'justakey'"),
         (["translate", "/nonexistent.pt", "x.png"], "checkpoint not found: /nonexistent.pt"),
         (["eval", "x.pt", "--norm-stats", "batch"], "--norm-stats: 'batch'; valid: running, per-image"),
     ],
@@ -84,3 +90,31 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def _commands(group, path: tuple[str, ...] = ()):
+    """Every leaf command's name path (``("data", "download")``) under a Typer-built group."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_help_shows_metavars_not_python_types() -> None:
+    """Every command's --help names what to type (PATH, N, KEY=VALUE), never a Python type (<bool>, <str>)."""
+    from harness.cli import app
+
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) > 15
+    for path in commands:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "150"})
+        assert result.exit_code == 0, (path, result.output)
+        python_type = re.search(r"<(bool|str|int|float|path|list\[|\w+ range)\b", result.output)
+        assert python_type is None, (path, result.output)
+    run_help = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "150"}).output
+    assert re.search(r"--workers +N \[x>=1\]", run_help) and re.search(r"--set +KEY=VALUE", run_help)
+    assert re.search(r"--store +PATH", run_help) and "{NAME}" in run_help
+    translate_help = CliRunner().invoke(app, ["translate", "--help"], env={"COLUMNS": "150"}).output
+    assert "[default: paper]" not in translate_help
+    assert "config is the checkpoint's own" in re.sub(r"[│\s]+", " ", translate_help)

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from cyclegan.data.validate import check_data, scan
 from harness.cli import main
 from tests.conftest import make_folder_dataset
 
-HARNESS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "harness"
+HARNESS = [sys.executable, "-m", "harness"]
 
 
 def noisy(size: tuple[int, int], seed: int = 0) -> Image.Image:
@@ -41,7 +42,7 @@ def data_cfg(root: Path, **over):
 def cli_check(root: Path | str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [str(HARNESS), "data", "check", str(root), "--crop-size", "16", *args],
+        [*HARNESS, "data", "check", str(root), "--crop-size", "16", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -137,7 +138,7 @@ def test_each_problem_exits_2_through_main(
 
 
 def test_problems_exit_2_through_the_installed_script(tmp_path: Path) -> None:
-    """Two problem classes through .venv/bin/harness, side by side: exit 2, one stderr line, no traceback."""
+    """Two problem classes through `python -m harness` side by side: exit 2, one stderr line, no traceback."""
     cases = ("missing folder", "truncated")
     roots = {
         case: CASES[case][0](make_folder_dataset(tmp_path / case.replace(" ", "_"), n=3)) for case in cases
@@ -145,7 +146,7 @@ def test_problems_exit_2_through_the_installed_script(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     running = {
         case: subprocess.Popen(
-            [str(HARNESS), "data", "check", str(root), "--crop-size", "16"],
+            [*HARNESS, "data", "check", str(root), "--crop-size", "16"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -263,11 +264,18 @@ def test_cli_check_counts_a_mixed_folder(tmp_path: Path) -> None:
     assert cli_check(make_folder_dataset(tmp_path / "good", n=2)).returncode == 0
 
 
-def test_official_name_means_the_downloaded_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_official_name_means_the_downloaded_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match="'facades' is not downloaded .*harness data download facades"):
+    with pytest.raises(DataError, match="'facades' is not downloaded") as err:
         check_data(data_cfg(Path("facades")))
+    assert err.value.name == "facades"
+    monkeypatch.setattr("sys.argv", ["harness", "data", "check", "facades"])
+    with pytest.raises(SystemExit):  # the command line names the command that fixes it
+        main()
+    assert "get it with: harness data download facades" in capsys.readouterr().err
     with pytest.raises(DataError, match="cityscapes cannot be redistributed"):
         check_data(data_cfg(Path("cityscapes")))
     make_folder_dataset(tmp_path / "home" / "facades", n=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -200,9 +201,20 @@ def test_cli_network_error_is_one_line_exit_2(tmp_path: Path) -> None:
     closed = Server()
     dead = closed.base
     closed.close()
-    harness = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "harness"
     done = subprocess.run(
-        [str(harness), "data", "download", "facades", "--root", str(tmp_path), "--base-url", dead, "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "data",
+            "download",
+            "facades",
+            "--root",
+            str(tmp_path),
+            "--base-url",
+            dead,
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

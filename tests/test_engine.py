@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from harness.cli import _register, app
+from harness.cli import app
 from harness.engine import status as st
 
 ROOT = Path(__file__).resolve().parents[1]
-HARNESS = ROOT / ".venv" / "bin" / "harness"
-WANDB = ROOT / ".venv" / "bin" / "wandb"
+HARNESS = [sys.executable, "-m", "harness"]
+WANDB = Path(sys.executable).with_name("wandb")
 SPEC = ROOT / "experiments" / "ablate-pool.toml"
 
 
@@ -33,10 +35,9 @@ def env_for(data_home: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory):
     """One real `harness run ablate-pool --preset smoke --seeds 2 --workers 2`, watched while it runs."""
-    _register()
     work = tmp_path_factory.mktemp("engine")
     env = env_for(tmp_path_factory.getbasetemp() / "data")
-    cmd = [str(HARNESS), "run", str(SPEC), "--preset", "smoke", "--seeds", "2", "--workers", "2"]
+    cmd = [*HARNESS, "run", str(SPEC), "--preset", "smoke", "--seeds", "2", "--workers", "2"]
     proc = subprocess.Popen(
         cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -152,7 +153,6 @@ def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
     from harness.engine.plan import build_plan
     from harness.engine.runner import RunOptions, prepare
 
-    _register()
     spec = tmp_path / "joined.toml"
     spec.write_text(
         'question = "q?"\npreset = "smoke"\ncontrol = "a"\nseeds = [0]\n'
@@ -192,17 +192,18 @@ def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
 
 def test_a_failing_run_is_retried_then_left_failed_with_its_error(tmp_path):
     from cyclegan.config import resolve
-    from harness.engine import Queue, WorkerOptions, unit_for, work
+    from harness.engine import Ablation, Queue, WorkerOptions, unit_for, work
     from harness.engine.queue import MAX_RETRIES
 
     data = tmp_path / "gone"
     cfg = resolve("smoke", {"data.dataset": str(data)})  # the folder vanished after planning
     unit = unit_for("failing", "a", 0, cfg, tmp_path / "runs")
     queue = Queue("failing", None, tmp_path / "runs" / "failing")
+    queue.set_experiment({}, {unit.key: unit.cfg.to_dict()})
     assert queue.sync([unit], done=set())["queued"] == [unit.key]
     lines: list[str] = []
     options = WorkerOptions(store=tmp_path / "runs", wandb="disabled", evaluate=False, log=lines.append)
-    assert work(queue, options) == 0
+    assert work(queue.study, Ablation(queue.study), options)["complete"] == 0
     run = json.loads((unit.run_dir / "run.json").read_text())
     assert run["status"] == "failed" and run["attempt"] == 1 + MAX_RETRIES
     assert all("dataset folder not found" in a["error"] for a in run["attempts"])
@@ -257,3 +258,22 @@ def test_git_dirty_ignores_the_reports_the_harness_writes(tmp_path):
     assert git_info(tmp_path)["dirty"] is False
     (tmp_path / "model.py").write_text("x = 2\n")
     assert git_info.__wrapped__(tmp_path)["dirty"] is True  # uncached: the tree changed
+
+
+def test_the_live_table_ends_with_every_run(pool_run, monkeypatch):
+    """The last screen of `harness run` on a terminal is a summary of every run, not an empty table."""
+    from rich.console import Console
+
+    from harness.commands.progress import table
+    from harness.engine import runner
+
+    monkeypatch.chdir(pool_run["dir"])
+    plan = runner.plan_from_args(str(SPEC), Path("runs"), "smoke", 2, None, {})
+    console = Console(width=150, record=True)
+    console.print(table(plan.folder))
+    assert not any(r.key in console.export_text() for r in plan.units)  # nothing running, nothing failed
+    console.print(table(plan.folder, final=True))
+    text = console.export_text()
+    assert "4/4 done" in text
+    for unit in plan.units:
+        assert re.search(rf"{unit.key} +│ done +│ 12/12 ", text), text

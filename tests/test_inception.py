@@ -13,9 +13,7 @@ from typer.testing import CliRunner
 from cyclegan.config import resolve
 from cyclegan.data.download import DownloadError, download_fid_inception
 from cyclegan.metrics import Evaluator, inception
-from harness.cli import _register, app
-
-_register()
+from harness.cli import app
 
 
 @pytest.fixture(scope="module")

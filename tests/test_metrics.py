@@ -276,9 +276,8 @@ def test_cli_eval_json(data_root: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from cyclegan import checkpoint
-    from harness.cli import _register, app
+    from harness.cli import app
 
-    _register()
     cfg = resolve("smoke", {"data.dataset": "synth:zebra"})
     path = tmp_path / "latest.pt"
     checkpoint.save(path, {"config": cfg.to_dict(), "model": CycleGAN(cfg).training_state(), "iteration": 0})

@@ -65,9 +65,8 @@ def smoke_checkpoint(tmp_path: Path) -> Path:
 
 
 def test_cli_probe_writes_table_grid_and_json(smoke_checkpoint: Path, tmp_path: Path) -> None:
-    from harness.cli import _register, app
+    from harness.cli import app
 
-    _register()
     brown = tmp_path / "brown.png"
     Image.fromarray(np.full((40, 30, 3), (115, 71, 38), np.uint8)).save(brown)  # not square, not 16 px
     blue = tmp_path / "blue.jpg"
@@ -93,9 +92,18 @@ def test_cli_probe_writes_table_grid_and_json(smoke_checkpoint: Path, tmp_path: 
 
 
 def test_cli_probe_missing_image_exit_2(smoke_checkpoint: Path, tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("harness")
     out = tmp_path / "probe"
-    args = [str(exe), "probe", "ood", str(smoke_checkpoint), str(tmp_path / "cat.png"), "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "probe",
+        "ood",
+        str(smoke_checkpoint),
+        str(tmp_path / "cat.png"),
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(args, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'cat.png'}: not found"]

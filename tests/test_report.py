@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli import _register, app
+from harness.cli import app
 from harness.report import build_report
 from harness.report.load import load_store
 
@@ -393,7 +394,6 @@ def test_untrusted_names_are_escaped(tmp_path) -> None:
 
 def test_cli_prints_where_the_report_is(tmp_path) -> None:
     store = make_store(tmp_path / "runs")
-    _register()
     res = CliRunner().invoke(
         app,
         [
@@ -417,7 +417,9 @@ def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
     store = make_store(tmp_path / "runs")
     res = subprocess.run(
         [
-            str(Path(".venv/bin/harness").resolve()),
+            sys.executable,
+            "-m",
+            "harness",
             "report",
             "nope",
             "--store",
@@ -550,3 +552,30 @@ def test_report_renders_in_chromium(built, tmp_path) -> None:
 def test_no_tmp_leftovers(built) -> None:
     _, out = built
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_newcomer_reads_the_answer_first_and_exploratory_last(built) -> None:
+    """Verdict and reading guide open the report; exploratory tables are folded (HTML) or last (Markdown)."""
+    _, out = built
+    md = (out / "report.md").read_text()
+    headings = re.findall(r"^## (.+)$", md, flags=re.M)
+    assert headings[0] == "Question and verdict" and headings[-1] == "Exploratory metrics"
+    first = md.split("## Setup")[0]
+    assert r"pool0 is worse than pool50 on zebra.stripe\_AtoB" in first and "Read first:" in first
+    assert "Smoke-test scale:" in first and "Demo scale" not in first
+    page = (out / "report.html").read_text()
+    assert page.count("<details>") == 1
+    assert "<details><summary><h2>Exploratory metrics</h2></summary>" in page
+    folded = page.split("<details>")[1].split("</details>")[0]
+    assert OTHER in folded and "Training health" not in folded
+    assert page.index("<h2>Comparisons</h2>") < page.index("<h2>Exploratory metrics</h2>")
+
+
+def test_a_demo_report_says_what_to_expect_at_that_scale(tmp_path) -> None:
+    store = make_store(tmp_path / "runs")
+    record = store / "ablate-pool" / "experiment.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "preset": "demo"}))
+    md = (build_report(store, "ablate-pool", tmp_path / "rep") / "report.md").read_text()
+    first = md.split("## Setup")[0]
+    assert "Demo scale: 500 iterations" in first and "with 5 seeds per arm" in first
+    assert "zebra-&gt;horse (G\\_B) mostly erases the animal" in first

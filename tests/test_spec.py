@@ -6,19 +6,33 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from optuna.trial import TrialState
 
 from harness import cli
 from harness.engine import load_spec
-from harness.engine.directions import dataset_names
+from harness.engine.metric_names import dataset_names
 from harness.engine.plan import build_plan
 from harness.engine.queue import Queue
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-HARNESS = ROOT / ".venv" / "bin" / "harness"
+
+
+def _claim(queue: Queue, worker: str) -> str | None:
+    """What a worker's ``Study.optimize`` does first: pop a queued trial (None when none is queued)."""
+    if not queue.study.get_trials(states=(TrialState.WAITING,)):
+        return None
+    trial = queue.study.ask()
+    trial.set_user_attr("worker", worker)
+    trial.set_user_attr("heartbeat", time.time())
+    return trial.user_attrs["unit"]
+
+
+HARNESS = [sys.executable, "-m", "harness"]
 
 GOOD = """
 name = "t"
@@ -108,7 +122,7 @@ def test_bad_spec_through_the_installed_script(case, tmp_path):
     text, expected = BAD[case]
     spec = tmp_path / "bad.toml"
     spec.write_text(text)
-    out = subprocess.run([str(HARNESS), "run", str(spec)], cwd=tmp_path, capture_output=True, text=True)
+    out = subprocess.run([*HARNESS, "run", str(spec)], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 2 and out.stdout == ""
     assert (
         out.stderr.count("\n") == 1 and out.stderr.startswith(f"error: {spec}: ") and expected in out.stderr
@@ -182,17 +196,17 @@ def test_queue_requeues_a_unit_whose_worker_died(tmp_path):
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    claim = queue.claim(f"{socket.gethostname()}:{int(dead.stdout)}")
-    assert claim is not None and claim.attrs["unit"] == plan.units[0].key
-    alive = queue.claim(f"{socket.gethostname()}:{os.getpid()}")
+    claim = _claim(queue, f"{socket.gethostname()}:{int(dead.stdout)}")
+    assert claim == plan.units[0].key
+    alive = _claim(queue, f"{socket.gethostname()}:{os.getpid()}")
     assert alive is not None
     state = Queue("t", None, plan.folder).sync(plan.units, done={plan.units[3].key})
     assert state["running"] == [plan.units[1].key]  # this process is alive: its claim stands
     assert sorted(state["queued"]) == sorted(u.key for u in plan.units[:3] if u is not plan.units[1])
     assert state["done"] == [plan.units[3].key]
     keys = []
-    while (c := queue.claim("h:1")) is not None:
-        keys.append(c.attrs["unit"])
+    while (c := _claim(queue, "h:1")) is not None:
+        keys.append(c)
     assert sorted(keys) == sorted([plan.units[0].key, plan.units[2].key, plan.units[3].key])
 
 
@@ -219,6 +233,6 @@ def test_queued_units_left_out_of_a_changed_plan_are_dropped(tmp_path):
     queue = Queue("t", None, two.folder)
     assert len(queue.sync(two.units, done=set())["queued"]) == 4
     keys = []
-    while (c := queue.claim("h:1")) is not None:
-        keys.append(c.attrs["unit"])
+    while (c := _claim(queue, "h:1")) is not None:
+        keys.append(c)
     assert sorted(keys) == sorted(u.key for u in two.units)

@@ -14,10 +14,11 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from harness.cli import _register, app
+from harness.cli import app
+from harness.engine.queue import open_storage
 from harness.errors import UserError
 from harness.sweep.spec import load_spec, parse_spec
-from harness.sweep.study import open_storage, params_to_overrides
+from harness.sweep.study import params_to_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA = ROOT / "experiments" / "sweep-lambda.toml"
@@ -46,7 +47,6 @@ def _env(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    _register()
 
 
 def _study(store: Path, name: str) -> optuna.Study:
@@ -193,26 +193,26 @@ BASE = {"kind": "sweep", "preset": "smoke", "data": "synth:seasons",
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"params": {"loss.lambda_X": {"low": 1, "high": 2}}}, "'params.loss.lambda_X': unknown config key"),
-        ({"params": {"loss.lambda_A": {"low": 0.0, "high": 2.0, "log": True}}}, "'params.loss.lambda_A.low'"),
-        ({"params": {"loss.lambda_A": {"low": 1, "high": 2000}}}, "'params.loss.lambda_A': bad value 2000"),
+        ({"params": {"loss.lambda_X": {"low": 1, "high": 2}}}, "params.loss.lambda_X: unknown config key"),
+        ({"params": {"loss.lambda_A": {"low": 0.0, "high": 2.0, "log": True}}}, "params.loss.lambda_A.low:"),
+        ({"params": {"loss.lambda_A": {"low": 1, "high": 2000}}}, "params.loss.lambda_A: bad value 2000"),
         (
             {"params": {"loss.lambda_B": {"same_as": "loss.lambda_Q"}, **BASE["params"]}},
-            "'params.loss.lambda_B.same_as'",
+            "params.loss.lambda_B.same_as:",
         ),
         (
             {"objectives": [{"metric": "zebra.stripe_AtoB"}]},
-            "'objectives[0].metric': unknown metric 'zebra.stripe_AtoB'",
+            "objectives[0].metric: unknown metric 'zebra.stripe_AtoB'",
         ),
-        ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "'objectives[0].direction'"),
-        ({"sweep": {"pruner": "asha"}}, "'sweep.pruner': bad value 'asha'"),
+        ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "objectives[0].direction:"),
+        ({"sweep": {"pruner": "asha"}}, "sweep.pruner: bad value 'asha'"),
         (
             {"sweep": {"pruner_options": {"lower": 1}}},
-            "'sweep.pruner_options.lower': not an option of the median",
+            "sweep.pruner_options.lower: not an option of the median",
         ),
-        ({"base": {"loss.lambda_A": 5}}, "'base.loss.lambda_A': 'loss.lambda_A' is swept"),
-        ({"kind": "ablation"}, "'kind': expected \"sweep\""),
-        ({"trials": 3}, "'trials': unknown key"),
+        ({"base": {"loss.lambda_A": 5}}, "base.loss.lambda_A: 'loss.lambda_A' is swept"),
+        ({"kind": "ablation"}, "kind: 'ablation' specs run with `harness run`, not `harness sweep`"),
+        ({"trials": 3}, "unknown key 'trials'"),
         ({"objectives": [{"metric": "fid_inception_AtoB"}]}, "needs eval.inception_weights in [base]"),
     ],
 )
@@ -235,7 +235,7 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
         main()
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip().count("\n") == 0 and "'sweep.sampler': bad value 'grid'" in err
+    assert err.strip().count("\n") == 0 and "sweep.sampler: bad value 'grid'" in err
     assert not (tmp_path / "runs").exists()  # nothing written before the error
 
 
@@ -246,8 +246,9 @@ def _journal_study(tmp_path: Path) -> optuna.Study:
 
 def test_journal_dead_worker_trial_is_requeued_with_its_unit(tmp_path):
     """On the journal file a RUNNING trial whose worker pid is gone is failed and re-queued with its unit."""
+    from harness.engine.queue import reap
     from harness.engine.store import worker_id
-    from harness.sweep.study import fail_dead, unit_number
+    from harness.sweep.study import unit_number
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -258,7 +259,7 @@ def test_journal_dead_worker_trial_is_requeued_with_its_unit(tmp_path):
     trial.set_user_attr("worker", worker_id().rsplit(":", 1)[0] + f":{dead.pid}")
     alive = study.ask()
     alive.set_user_attr("worker", worker_id())  # this process: alive, left alone
-    assert fail_dead(study) == [trial.number]
+    assert reap(study) == [trial.number]
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {0: TrialState.FAIL, 1: TrialState.RUNNING, 2: TrialState.WAITING}
     retry = study.ask()  # a worker takes the queued retry: same parameters, same unit (same run folders)
@@ -280,15 +281,15 @@ def test_a_trial_past_the_target_is_surplus(tmp_path):
 
 def test_interrupted_trial_is_queued_again_with_its_unit(tmp_path):
     """Ctrl-C fails the running trial (Optuna); the worker queues it again: a rerun resumes its runs."""
+    from harness.engine.queue import requeue
     from harness.sweep.study import unit_number
-    from harness.sweep.worker import _requeue
 
     study = _journal_study(tmp_path)
     trial = study.ask()
     trial.suggest_float("loss.lambda_identity", 0.0, 1.0)
     trial.set_user_attr("unit", trial.number)
     study.tell(trial, state=TrialState.FAIL)
-    _requeue(study, [trial.number])
+    requeue(study, [trial.number])
     again = study.ask()
     assert again.number == 1 and unit_number(again) == 0 and again.params == trial.params
 

@@ -113,9 +113,8 @@ def test_bad_task_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_cli_generates_then_reuses(tmp_path: Path) -> None:
-    from harness.cli import _register, app
+    from harness.cli import app
 
-    _register()
     runner = CliRunner()
     args = [
         "data",
@@ -138,9 +137,10 @@ def test_cli_generates_then_reuses(tmp_path: Path) -> None:
 
 
 def test_cli_bad_task_one_line_exit_2(tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("harness")
     proc = subprocess.run(
-        [str(exe), "data", "synth", "horse", "--out", str(tmp_path)], capture_output=True, text=True
+        [sys.executable, "-m", "harness", "data", "synth", "horse", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

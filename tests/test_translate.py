@@ -15,9 +15,8 @@ from typer.testing import CliRunner
 from cyclegan.data.photos import source_file
 from cyclegan.networks import ResnetGenerator
 from cyclegan.translate import plan, read_image
-from harness.cli import _register, app
+from harness.cli import app
 
-_register()
 runner = CliRunner()
 
 

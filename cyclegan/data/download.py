@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import shutil
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from cyclegan.atomic import atomic_write
+from cyclegan.atomic import atomic_write, temp_dir
 from cyclegan.data.catalogue import DATASETS, MODELS, NOT_REDISTRIBUTABLE, base_url, dataset_url, model_url
 from cyclegan.data.sources import DataError, data_home
 
@@ -152,7 +151,7 @@ def extract_zip(path: Path, target: Path) -> None:
                 f"e.g. '{unsafe[0]}'; nothing extracted"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+        staging = temp_dir(target.parent, f".{target.name}.", ".extracting")
         try:
             for info in archive.infolist():
                 if info.filename.startswith("__MACOSX/"):

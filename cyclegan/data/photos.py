@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cyclegan.data.images import load_rgb
-from cyclegan.data.sources import DataError
+from cyclegan.errors import DataError
 
 # pair name -> ((package, path inside the package) for domain A, the same for domain B)
 PAIRS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {

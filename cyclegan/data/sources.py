@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cyclegan.config import DataConfig
-from cyclegan.data.catalogue import DATASETS, NOT_REDISTRIBUTABLE
 from cyclegan.data.images import list_images
+from cyclegan.data.roots import data_home, dataset_root
+from cyclegan.data.validate import DataReport, check_data
+from cyclegan.errors import DataError, NoImages
 
-if TYPE_CHECKING:
-    from cyclegan.data.validate import DataReport
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used; the message names the folder and what is wrong."""
+__all__ = ["DataError", "Domains", "data_home", "dataset_root", "resolve_domains"]  # the data API
 
 
 @dataclass(frozen=True)
@@ -30,63 +26,23 @@ class Domains:
     test_B: list[Path]
 
 
-def data_home() -> Path:
-    """Cache of generated and downloaded data sets: $HARNESS_DATA, else ./data."""
-    return Path(os.environ.get("HARNESS_DATA", "data"))
-
-
-def dataset_root(cfg: DataConfig) -> Path | None:
-    """The folder holding trainA/ trainB/ testA/ testB/ (made first for synth:TASK); None for dir_A/dir_B.
-
-    An official name (``horse2zebra``) that is not a folder here means the copy under ``data_home()`` that
-    ``harness data download`` makes.
-    """
-    if cfg.dir_A or cfg.dir_B:
-        return None
-    if cfg.dataset.startswith("synth:"):
-        from cyclegan.synth import ensure_dataset
-
-        return ensure_dataset(
-            cfg.dataset.removeprefix("synth:"),
-            cfg.synth_size,
-            cfg.synth_n_train,
-            cfg.synth_n_test,
-            data_home(),
-        )
-    if cfg.dataset in NOT_REDISTRIBUTABLE and not Path(cfg.dataset).is_dir():
-        raise DataError(NOT_REDISTRIBUTABLE[cfg.dataset])
-    if cfg.dataset in DATASETS and not Path(cfg.dataset).is_dir():
-        home = data_home() / cfg.dataset
-        if not home.is_dir():
-            raise DataError(
-                f"dataset '{cfg.dataset}' is not downloaded (looked in {home}); "
-                f"get it with: harness data download {cfg.dataset}"
-            )
-        return home
-    return Path(cfg.dataset)
-
-
 def _images(folder: Path, what: str) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{what} folder not found: {folder}")
     return list_images(folder)
 
 
-_checked: dict[tuple, DataReport] = {}
-
-
 def _checked_report(cfg: DataConfig) -> DataReport:
     """``check_data`` once per (config, folder state) in this process, so the engine's check before the run
     and the training loop's resolve do not scan twice or warn twice."""
-    from cyclegan.data.validate import check_data
-
     root = dataset_root(cfg)
     folders = [Path(cfg.dir_A), Path(cfg.dir_B)] if root is None else [root / s for s in ("trainA", "trainB")]
-    key = (cfg, tuple(p.stat().st_mtime_ns if p.is_dir() else None for p in folders))
-    if key not in _checked:
-        _checked.clear()
-        _checked[key] = check_data(cfg)
-    return _checked[key]
+    return _check_once(cfg, tuple(p.stat().st_mtime_ns if p.is_dir() else None for p in folders))
+
+
+@functools.lru_cache(maxsize=1)
+def _check_once(cfg: DataConfig, folder_state: tuple) -> DataReport:
+    return check_data(cfg)
 
 
 def resolve_domains(cfg: DataConfig) -> Domains:
@@ -115,7 +71,7 @@ def resolve_domains(cfg: DataConfig) -> Domains:
         tests = tuple(list_images(root / s) if (root / s).is_dir() else [] for s in ("testA", "testB"))
     for images, what in ((a, "domain A"), (b, "domain B")):
         if not images:
-            raise DataError(f"no training images for {what} (check with: harness data check {root or '...'})")
+            raise NoImages(f"no training images for {what} in {root or 'data.dir_A/dir_B'}", root)
     return _oriented(root, a, b, tests, cfg.direction)
 
 

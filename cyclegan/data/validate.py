@@ -22,7 +22,8 @@ from PIL import Image
 
 from cyclegan.config import DataConfig
 from cyclegan.data.images import IMAGE_SUFFIXES, is_ignored, is_image_file, load_rgb
-from cyclegan.data.sources import DataError, dataset_root
+from cyclegan.data.roots import dataset_root
+from cyclegan.errors import DataError
 
 log = logging.getLogger("cyclegan.data")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cyclegan.data.sources import data_home
+from cyclegan.data.roots import data_home
 
 NETWORK = "FID Inception-v3 (TF 2015-12-05 graph, torch-fidelity port), 2048-d pool features"
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"

@@ -1,1 +1,1 @@
-"""Command modules of the ``harness`` CLI; each attaches its commands to ``harness.cli.app``."""
+"""Command modules of the ``harness`` CLI: each defines a Typer ``app``; ``harness.cli`` joins them."""

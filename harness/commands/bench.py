@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli import app
+from cyclegan.config import parse_set
 from harness.errors import UserError
-from harness.options import PresetOpt, SetOpt, overrides_from
+from harness.options import PresetOpt, SetOpt
+
+app = typer.Typer()
 
 
 @app.command()
@@ -51,7 +53,7 @@ def bench(
     ):
         if value < lo:
             raise UserError(f"bad value {value} for {name}: expected an integer >= {lo}")
-    overrides = overrides_from(set_)
+    overrides = parse_set(set_)
     if overhead:
         iters_set = {} if overhead_iters is None else {"train.max_iters": overhead_iters}
         cfg = B.bench_config(preset, size, {**overrides, **iters_set})

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from cyclegan.config import Config, resolve
-from harness.cli import app
+from cyclegan.config import Config, parse_set, resolve
 from harness.errors import UserError
-from harness.options import PresetOpt, SetOpt, overrides_from
+from harness.options import PresetOpt, SetOpt
+
+app = typer.Typer()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -49,7 +50,7 @@ def network_info(cfg: Config) -> dict:
 @app.command()
 def info(preset: PresetOpt = "paper", set_: SetOpt = None, json_: JsonOpt = False) -> None:
     """Print the resolved config and, per network, its size, D's output shape and receptive field."""
-    cfg = resolve(preset, overrides_from(set_))
+    cfg = resolve(preset, parse_set(set_))
     nets = network_info(cfg)
     if json_:
         typer.echo(json.dumps({"preset": preset, "config": cfg.to_dict(), "networks": nets}, indent=2))
@@ -94,7 +95,7 @@ def train(
     from cyclegan.train import Progress as TrainProgress
     from cyclegan.train import train as run_training
 
-    cfg = resolve(preset, overrides_from(set_))
+    cfg = resolve(preset, parse_set(set_))
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

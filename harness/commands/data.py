@@ -21,13 +21,17 @@ from cyclegan.data.catalogue import (
 )
 from cyclegan.data.sources import DataError, data_home
 from cyclegan.data.validate import FolderReport, scan
-from harness.cli import app
+from harness.commands import synth
+
+app = typer.Typer()
+
 
 data_app = typer.Typer(
     help="Data sets: the synthetic benchmark, official downloads, checks.", no_args_is_help=True
 )
 models_app = typer.Typer(help="Official pretrained CycleGAN generators.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+data_app.add_typer(synth.app)
 app.add_typer(models_app, name="models")
 
 RootOpt = Annotated[

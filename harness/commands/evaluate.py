@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import app
 from harness.errors import UserError
+
+app = typer.Typer()
 
 NORM_STATS = ("running", "per-image")
 

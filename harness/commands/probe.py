@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import app
 from harness.commands.core import CONFIG_HELP, MaxPixelsOpt, SizeOpt, plan_or_exit
+
+app = typer.Typer()
 
 probe_app = typer.Typer(
     help="Probe a trained generator outside its training distribution.", no_args_is_help=True

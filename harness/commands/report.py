@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import app
+from harness.options import ReportsOpt, StoreOpt
+
+app = typer.Typer()
 
 
 @app.command()
 def report(
     name: Annotated[str, typer.Argument(help="Experiment name (a folder under the store).")],
-    store: Annotated[Path, typer.Option("--store", help="Run store root.")] = Path("runs"),
-    out: Annotated[Path, typer.Option("--out", help="Reports root; the report goes to OUT/NAME/.")] = Path(
-        "reports"
-    ),
+    store: StoreOpt = Path("runs"),
+    reports: ReportsOpt = Path("reports"),
     min_effect: Annotated[
         float | None,
         typer.Option(
@@ -31,9 +31,9 @@ def report(
     from harness.sweep.report import build_sweep_report, is_sweep
 
     if is_sweep(store, name):  # trials, importances, recommendation: harness/sweep/report.py
-        folder = build_sweep_report(store, name, out)
+        folder = build_sweep_report(store, name, reports)
     else:
-        folder = build_report(store, name, out, min_effect=min_effect)
+        folder = build_report(store, name, reports, min_effect=min_effect)
     typer.echo(f"report: {folder / 'report.md'}")
     typer.echo(f"html:   {folder / 'report.html'}")
-    typer.echo(f"index:  {Path(out) / 'index.md'}")
+    typer.echo(f"index:  {Path(reports) / 'index.md'}")

@@ -2,46 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from harness.cli import app
+from cyclegan.config import parse_set
+from harness.commands.progress import cells, watch
 from harness.engine import status as st
-from harness.engine.spec import SPEC_DIR, load_spec
+from harness.engine.spec import SPEC_DIR, load_spec, read_toml
 from harness.engine.tracking import pick_mode
 from harness.errors import UserError
-from harness.options import SetOpt, overrides_from
+from harness.options import (
+    GraceOpt,
+    HeartbeatOpt,
+    IndexOpt,
+    ReportsOpt,
+    SetOpt,
+    SpecPresetOpt,
+    StorageOpt,
+    StoreOpt,
+    WandbOpt,
+)
 
-if TYPE_CHECKING:
-    from harness.engine import runner
+app = typer.Typer()
 
 NameArg = Annotated[
     str, typer.Argument(help="Spec name in experiments/ (e.g. ablate-pool) or a path to a .toml.")
-]
-StoreOpt = Annotated[Path, typer.Option("--store", help="Run-store root (docs/RUNSTORE.md).")]
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage", help="Queue storage: a database URL shared by several machines, or a journal file."
-    ),
-]
-WandbOpt = Annotated[
-    str,
-    typer.Option(
-        "--wandb", help="W&B mode: auto (online with an API key, else offline), online, offline, disabled."
-    ),
 ]
 
 
 @app.command()
 def run(
     name: NameArg,
-    preset: Annotated[str | None, typer.Option("--preset", help="Override the spec's preset.")] = None,
+    preset: SpecPresetOpt = None,
     seeds: Annotated[
         int | None, typer.Option("--seeds", help="Use seeds 0..N-1 instead of the spec's.")
     ] = None,
@@ -61,18 +58,18 @@ def run(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Retry runs that used up their retries.")
     ] = False,
-    reports: Annotated[
-        Path, typer.Option("--reports", help="Where the comparison report is written.")
-    ] = Path("reports"),
+    reports: ReportsOpt = Path("reports"),
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip building the report at the end.")
     ] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     from harness.engine import runner
+    from harness.engine.worker import Ablation, WorkerOptions, work
 
+    os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
-    plan = runner.plan_from_args(name, store, preset, seeds, data, overrides_from(set_))
+    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_))
     if dry_run:
         _print_plan(plan, workers)
         return
@@ -87,19 +84,19 @@ def run(
     if state["queued"]:
         if options.evaluate:
             runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
-        options.workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
-        procs = runner.start_workers(plan.spec.name, options, plan.spec.project)
+        workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
+        worker_options = WorkerOptions(
+            store, options.wandb, plan.spec.project, runner.worker_threads(workers)
+        )
         try:
-            _watch(plan, procs)
+            if workers == 1:  # in this process: no start-up cost, and the same numbers as any worker
+                watch(plan.folder, lambda: work(queue.study, Ablation(queue.study), worker_options) and None)
+            else:
+                procs = runner.spawn(plan.spec.name, workers, worker_options, storage)
+                watch(plan.folder, lambda: [p.wait() for p in procs] and None, procs)
         except KeyboardInterrupt:
-            for p in procs:
-                p.wait()
             typer.echo("interrupted; run the same command again to resume", err=True)
             raise typer.Exit(130) from None
-        for i, p in enumerate(procs):
-            if p.returncode:
-                _say(f"worker {i} (pid {p.pid}) exited with code {p.returncode}")
-        queue.reap()
     rows = st.experiment_rows(plan.folder)[1]
     c = st.counts(rows)
     _say(
@@ -123,12 +120,9 @@ def _say(line: str) -> None:
     typer.echo(line)
 
 
-def _report(plan, options: runner.RunOptions, complete: bool) -> None:
-    try:
-        from harness.report import build_report
-    except ImportError:
-        _say(f"runs are in {plan.folder}")
-        return
+def _report(plan, options, complete: bool) -> None:
+    from harness.report import build_report
+
     try:
         out = build_report(options.store, plan.spec.name, options.reports)
     except Exception as exc:  # noqa: BLE001 - the runs are safe; a report problem must not hide them
@@ -156,54 +150,9 @@ def _print_plan(plan, workers: int) -> None:
     )
 
 
-def _watch(plan, procs) -> None:
-    """Live table on a terminal, else the workers' own one-line start/finish messages."""
-    if not sys.stdout.isatty():
-        for p in procs:
-            p.wait()
-        return
-    from rich.live import Live
-
-    with Live(_table(plan), refresh_per_second=2, transient=False) as live:
-        while any(p.poll() is None for p in procs):
-            time.sleep(1.0)
-            live.update(_table(plan))
-        live.update(_table(plan))
-
-
-def _table(plan):
-    from rich.table import Table
-
-    rows = st.experiment_rows(plan.folder)[1]
-    c = st.counts(rows)
-    table = Table(
-        title=f"{plan.spec.name}: {c['done']}/{len(rows)} done, {c['running']} running, {c['failed']} failed"
-    )
-    for col in ("run", "state", "step", "it/s", "ETA", plan.spec.primary):
-        table.add_column(col)
-    for r in rows:
-        if r["state"] in ("running", "failed"):
-            table.add_row(*_cells(r))
-    return table
-
-
-def _cells(r: dict) -> list[str]:
-    step = f"{r['iteration']}/{r['total'] or '?'}"
-    rate = f"{r['it_per_s']:.2f}" if r["it_per_s"] else "-"
-    metric = f"{r['metric']:.4g}" if isinstance(r["metric"], int | float) else "-"
-    return [
-        r["run"],
-        r["state"] + (f" ({r['note']})" if r["note"] else ""),
-        step,
-        rate,
-        st.fmt_seconds(r["eta_s"]),
-        metric,
-    ]
-
-
 @app.command()
 def worker(
-    name: Annotated[str, typer.Argument(help="Experiment name (as in the queue).")],
+    name: Annotated[str, typer.Argument(help="Experiment or sweep name (as in the queue), or a sweep spec.")],
     storage: StorageOpt = None,
     store: StoreOpt = Path("runs"),
     threads: Annotated[
@@ -214,38 +163,44 @@ def worker(
         str | None, typer.Option("--project", help="W&B project (default: the spec's).")
     ] = None,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip evaluation (metrics stay empty).")] = False,
+    index: IndexOpt = None,
+    heartbeat: HeartbeatOpt = None,
+    grace: GraceOpt = None,
 ) -> None:
-    """Join an experiment: pull its units from the queue and train them until none is left."""
-    from harness.sweep.run import find_sweep
-
-    if find_sweep(name):  # a sweep's trials come from its sampler, not a queue: join it as a sweep worker
-        from harness.commands.sweep import sweep
-
-        return sweep(name, storage=storage, store=store, threads=threads, wandb=wandb, join=True)
+    """Join an experiment or a sweep: take its queued runs (or sampled trials) until none is left."""
+    from cyclegan.atomic import atomic_write_json
     from harness.engine.queue import Queue
-    from harness.engine.worker import WorkerOptions, main_guard, work
+    from harness.engine.worker import Ablation, WorkerOptions, work
+    from harness.sweep.run import default_index, find_sweep, join
+    from harness.sweep.spec import load_spec as load_sweep
 
-    folder = store / name
-    queue = Queue(name, storage, folder, create=False)
-    record = queue.experiment_record() or {}
-    if record and not (folder / "experiment.json").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        from harness.engine.store import write_json
-
-        write_json(folder / "experiment.json", record)
-    options = WorkerOptions(
-        store=store,
-        wandb=pick_mode(wandb),
-        project=project or record.get("project", "cyclegan-harness"),
-        threads=threads,
-        evaluate=not no_eval,
+    i = default_index() if index is None else index
+    log = (
+        (lambda m: typer.echo(m, err=True))
+        if index is None
+        else (lambda m: typer.echo(f"[worker {i}] {m}", err=True))
     )
-
-    def pull() -> int:
-        work(queue, options)
-        return 0
-
-    raise typer.Exit(main_guard(pull))
+    options = WorkerOptions(
+        store, pick_mode(wandb), project or "cyclegan-harness", threads, not no_eval, i, log=log
+    )
+    try:
+        path = find_sweep(name)
+        if path:  # a sweep's trials come from its sampler
+            done = join(load_sweep(path), storage, (heartbeat, grace), options)
+            typer.echo(
+                f"worker {i}: {done['complete']} finished, {done['pruned']} pruned, {done['failed']} failed"
+            )
+            return
+        folder = store / name
+        queue = Queue(name, storage, folder, create=False, heartbeat=(heartbeat, grace))
+        record = queue.experiment_record() or {}
+        if record and not (folder / "experiment.json").exists():
+            atomic_write_json(folder / "experiment.json", record)
+        options.project = project or record.get("project", options.project)
+        work(queue.study, Ablation(queue.study), options)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
 
 
 @app.command("list")
@@ -273,8 +228,6 @@ def list_(store: StoreOpt = Path("runs")) -> None:
 
 
 def _kind(path: Path) -> str:
-    from harness.engine.spec import read_toml
-
     try:
         return str(read_toml(path).get("kind", "ablation"))
     except UserError:
@@ -282,8 +235,6 @@ def _kind(path: Path) -> str:
 
 
 def _question(path: Path) -> str:
-    from harness.engine.spec import read_toml
-
     return str(read_toml(path).get("question", ""))
 
 
@@ -324,5 +275,5 @@ def status(
     for col in ("run", "state", "step", "it/s", "ETA", primary):
         table.add_column(col)
     for r in rows:
-        table.add_row(*_cells(r))
+        table.add_row(*cells(r))
     Console(width=max(100, Console().width)).print(table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -9,25 +10,22 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import app
+from cyclegan.config import parse_set
+from harness.commands.progress import watch
 from harness.errors import UserError
-from harness.options import PresetOpt, SetOpt, overrides_from
+from harness.options import (
+    GraceOpt,
+    HeartbeatOpt,
+    IndexOpt,
+    ReportsOpt,
+    SetOpt,
+    SpecPresetOpt,
+    StorageOpt,
+    StoreOpt,
+    WandbOpt,
+)  # fmt: skip
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="Run store root.")]
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Optuna storage URL shared by workers on several machines (postgresql://user:pw@host/db); "
-        "default: the journal file runs/NAME/queue.journal (one machine).",
-    ),
-]
-WandbOpt = Annotated[
-    str,
-    typer.Option(
-        "--wandb", help="W&B mode: auto (online with an API key, else offline), online, offline, disabled."
-    ),
-]
+app = typer.Typer()
 
 
 @app.command()
@@ -45,12 +43,10 @@ def sweep(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
     storage: StorageOpt = None,
-    preset: PresetOpt = None,  # type: ignore[assignment]
+    preset: SpecPresetOpt = None,
     set_: SetOpt = None,
     store: StoreOpt = Path("runs"),
-    out: Annotated[Path, typer.Option("--out", help="Reports root; the report goes to OUT/NAME/.")] = Path(
-        "reports"
-    ),
+    reports: ReportsOpt = Path("reports"),
     wandb: WandbOpt = "auto",
     confirm: Annotated[
         int | None,
@@ -65,79 +61,66 @@ def sweep(
             "--join", help="Join an existing study as one worker (another machine, or a local worker)."
         ),
     ] = False,
-    index: Annotated[
-        int | None,
-        typer.Option("--index", help="Worker index: its sampler seed is the spec's sampler_seed + index."),
-    ] = None,
+    index: IndexOpt = None,
     threads: Annotated[
         int, typer.Option("--threads", help="Torch threads per worker (0 = cores / workers).")
     ] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the report at the end.")] = False,
-    heartbeat: Annotated[
-        int,
-        typer.Option(
-            "--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats."
-        ),
-    ] = 20,
-    grace: Annotated[
-        int,
-        typer.Option(
-            "--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued."
-        ),
-    ] = 60,
+    heartbeat: HeartbeatOpt = None,
+    grace: GraceOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the search space, the trials to run and an estimate.")
+    ] = False,
 ) -> None:
     """Search the spec's space with Optuna (TPE by default), prune weak trials, then write reports/NAME/."""
     import optuna
 
-    from harness.engine.runner import worker_threads
+    from harness.engine import runner
+    from harness.engine.queue import describe_storage, journal_path
     from harness.engine.tracking import pick_mode
+    from harness.engine.worker import WorkerOptions
     from harness.sweep import run as R
-    from harness.sweep import study as S
     from harness.sweep.spec import find_spec, load_spec
-    from harness.sweep.worker import WorkerOptions
 
     if workers < 0:
         raise UserError(f"--workers {workers}: expected 0 (only create the study) or more")
     if trials is not None and trials < 0:
         raise UserError(f"--trials {trials}: expected 0 or more")
     spec = load_spec(find_spec(name))  # bad input fails here, before anything is written
-
-    overrides = overrides_from(set_)
+    overrides = parse_set(set_)
     if preset is not None or overrides:
         spec = spec.with_preset(preset, overrides)
-    mode = pick_mode(wandb)
-    threads = threads or worker_threads(workers)
-    opts = WorkerOptions(store=store, threads=threads, wandb_mode=mode, log=lambda m: typer.echo(m, err=True))
-
-    def go() -> None:
+    add = trials if trials is not None else (0 if confirm is not None else spec.trials)  # --confirm alone
+    if dry_run:
+        _print_plan(spec, add, max(1, workers), confirm)
+        return
+    os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
+    i = R.default_index() if join and index is None else (index or 0)
+    log = (
+        (lambda m: typer.echo(f"[worker {i}] {m}", err=True)) if join else (lambda m: typer.echo(m, err=True))
+    )
+    opts = WorkerOptions(store, pick_mode(wandb), threads=threads or runner.worker_threads(max(1, workers)),
+                         index=i, log=log)  # fmt: skip
+    try:
         if join:
-            i = R.default_index() if index is None else index
-            done = R.join(spec, storage, store, i, (heartbeat, grace), WorkerOptions(
-                store=store, threads=threads, wandb_mode=mode,
-                log=lambda m: typer.echo(f"[worker {i}] {m}", err=True),
-            ))  # fmt: skip
+            done = R.join(spec, storage, (heartbeat, grace), opts)
             typer.echo(
                 f"worker {i}: {done['complete']} finished, {done['pruned']} pruned, {done['failed']} failed"
             )
             return
         command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        add = trials if trials is not None else (0 if confirm is not None else spec.trials)  # --confirm alone
         study, target = R.prepare(spec, storage, store, add, command)
-        where = S.describe_storage(storage, S.journal_path(store, spec.name))
+        where = describe_storage(storage, journal_path(store, spec.name))
         typer.echo(f"sweep {spec.name}: target {target} finished or pruned trials; storage {where}")
         if workers == 0:
-            typer.echo(f"study ready; start workers with: harness sweep {name} --join --storage ...")
+            typer.echo(f"study ready; start workers with: harness worker {spec.name} --storage ...")
             return
-        if workers == 1:
-            R.join(spec, storage, store, 0, (heartbeat, grace), opts)
+        folder = store / spec.name
+        if workers == 1:  # in this process
+            watch(folder, lambda: R.join(spec, storage, (heartbeat, grace), opts) and None)
         else:
-            procs = R.spawn_workers(
-                str(spec.path), workers, store=store, storage=storage, preset=preset, sets=set_ or [],
-                threads=threads, wandb=mode, heartbeat=(heartbeat, grace),
-            )  # fmt: skip
-            codes = [p.wait() for p in procs]
-            if any(codes):
-                typer.echo(f"warning: worker exit codes {codes}", err=True)
+            procs = runner.spawn(str(spec.path), workers, opts, storage)
+            watch(folder, lambda: [p.wait() for p in procs] and None, procs)
         k = spec.confirm_seeds if confirm is None else confirm
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if k and not finished:
@@ -149,14 +132,37 @@ def sweep(
         if not no_report:
             from harness.sweep.report import build_sweep_report
 
-            folder = build_sweep_report(store, spec.name, out, storage=storage)
+            folder = build_sweep_report(store, spec.name, reports, storage=storage)
             typer.echo(f"report: {folder / 'report.md'}")
             typer.echo(f"html:   {folder / 'report.html'}")
-
-    try:
-        go()
     except KeyboardInterrupt:
         typer.echo(
             "interrupted; the running trials are queued again: run the same command to resume", err=True
         )
         raise typer.Exit(130) from None
+
+
+def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
+    """The search space, the trials and confirmation runs to add, and an estimate of their wall-clock time."""
+    from harness.engine import runner
+    from harness.engine.status import fmt_seconds
+    from harness.sweep.spec import base_config
+
+    cfg = base_config(spec)
+    typer.echo(f"{spec.name}: {spec.question}")
+    typer.echo(f"preset {spec.preset}, data {cfg.data.dataset}, seeds {list(spec.seeds)} per trial, "
+               f"sampler {spec.sampler}, pruner {spec.pruner}")  # fmt: skip
+    for p in spec.params:
+        typer.echo(f"  {p.key}: {p.describe()}")
+    for o in spec.objectives:
+        typer.echo(f"  objective: {o.direction} {o.metric}")
+    k = spec.confirm_seeds if confirm is None else confirm
+    runs = add * len(spec.seeds) + 2 * k
+    its = runner.planned_iterations(cfg)
+    seconds = its * runner.time_steps(cfg, runner.worker_threads(workers)) * runs / workers if its else None
+    typer.echo(
+        f"up to {add} trial(s) x {len(spec.seeds)} seed(s) + {2 * k} confirmation run(s) = {runs} runs of "
+        f"{its if its is not None else '?'} iterations with {workers} worker(s): at most about "
+        f"{fmt_seconds(seconds)} (3 train steps of the base config timed here; pruning shortens it; "
+        "excludes data generation and evaluation)"
+    )

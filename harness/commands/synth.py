@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from cyclegan.data.sources import data_home
-from harness.commands.data import data_app
+
+app = typer.Typer()
 
 
-@data_app.command("synth")
+@app.command("synth")
 def synth(
     task: Annotated[
         str, typer.Argument(help="zebra (horse2zebra analogue) or seasons (summer2winter analogue).")

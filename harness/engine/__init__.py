@@ -1,7 +1,8 @@
 """The experiment engine: specs -> units -> a queue -> workers -> the run store (docs/RUNSTORE.md) and W&B.
 
-A sweep reuses the same pieces: build ``Unit``s with ``unit_for``, enqueue their ``attrs()`` in a
-``Queue`` (or run them directly with ``run_unit``), and let ``work`` pull them.
+An ablation and a sweep share them: one queue (an Optuna study: ``queue``), one worker loop (``work``) that
+runs a job's trials (``Ablation``: enqueued runs; ``harness.sweep.worker.Search``: sampled ones), and
+``run_unit`` for each run.
 
 Names are imported on first use (PEP 562), so ``harness --help`` and light commands do not pay for torch
 and Optuna.
@@ -14,11 +15,11 @@ from typing import Any
 
 _HOME = {
     "Plan": "plan", "Unit": "plan", "build_plan": "plan", "run_name": "plan", "unit_for": "plan",
-    "Claim": "queue", "Queue": "queue", "worker_alive": "queue",
+    "Queue": "queue", "worker_alive": "queue",
     "UnitCallbacks": "recorder",
     "Spec": "spec", "load_spec": "spec", "resolve_spec_path": "spec",
-    "Result": "worker", "RunBusy": "worker", "WorkerOptions": "worker", "is_done": "worker",
-    "run_unit": "worker", "work": "worker",
+    "Ablation": "worker", "Result": "worker", "RunBusy": "worker", "WorkerOptions": "worker",
+    "is_done": "worker", "run_unit": "worker", "work": "worker",
 }  # fmt: skip
 
 __all__ = sorted(_HOME)

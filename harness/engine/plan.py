@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config, ConfigError, apply_overrides, resolve
-from harness.engine.spec import Spec, budget_overrides, safe_name
+from harness.engine.spec import Spec, budget_overrides, no_seed, safe_name
+from harness.engine.store import read_json
 from harness.errors import UserError
 
 
@@ -32,29 +34,22 @@ class Unit:
     run_dir: Path
 
     def attrs(self) -> dict[str, Any]:
-        """What travels through the queue so a worker on another machine can rebuild the unit."""
-        return {
-            "experiment": self.experiment,
-            "unit": self.key,
-            "arm": self.arm,
-            "seed": self.seed,
-            "config": self.cfg.to_dict(),
-        }
+        """What travels through the queue: the run key (its config is in the run folder and the study)."""
+        return {"experiment": self.experiment, "unit": self.key, "arm": self.arm, "seed": self.seed}
 
     @classmethod
-    def from_attrs(cls, attrs: dict[str, Any], store: Path) -> Unit:
-        cfg = Config.from_dict(attrs["config"])
+    def load(cls, attrs: dict[str, Any], store: Path, configs: dict[str, dict[str, Any]]) -> Unit:
+        """The unit a queued trial names, with the config the plan wrote to its run folder (written there
+        from the study's copy when this worker's store is elsewhere)."""
         key = attrs["unit"]
-        if not safe_name(key) or key != run_name(attrs["arm"], attrs["seed"], cfg):
-            raise UserError(f"queued unit '{key}' does not match its config; was the queue edited?")
-        return cls(
-            attrs["experiment"],
-            key,
-            attrs["arm"],
-            attrs["seed"],
-            cfg,
-            experiment_dir(store, attrs["experiment"]) / key,
-        )
+        if not safe_name(key):
+            raise UserError(f"queued unit '{key}' is not a run folder name; was the queue edited?")
+        run_dir = experiment_dir(store, attrs["experiment"]) / key
+        written = read_json(run_dir / "config.json")
+        if written is None:
+            written = configs[key]
+            atomic_write_json(run_dir / "config.json", written)
+        return cls(attrs["experiment"], key, attrs["arm"], attrs["seed"], Config.from_dict(written), run_dir)
 
 
 def run_name(arm: str, seed: int, cfg: Config) -> str:
@@ -124,14 +119,13 @@ def build_plan(
     data = data or spec.data
     sets = dict(sets or {})
     seeds = list(seeds) if seeds is not None else spec.seeds
+    no_seed("--set", sets)
     for key in sets:
         arms = [a for a, o in spec.arms.items() if key in o]
         if arms:
             raise UserError(
                 f"--set {key}: arm '{arms[0]}' of {spec.path} sets this key; change the spec instead"
             )
-        if key == "train.seed":
-            raise UserError("--set train.seed: seeds come from the spec's `seeds` or --seeds")
     where = "--set"
     try:
         common = resolve(preset)

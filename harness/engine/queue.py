@@ -1,11 +1,11 @@
-"""An Optuna study used as a work queue: one enqueued trial per unit, claimed atomically by workers.
+"""The one queue of ablations and sweeps: an Optuna study, in a journal file or a database.
 
-Default storage is a journal file next to the runs (``runs/<experiment>/queue.journal``, safe for several
-processes on one machine); a database URL (``postgresql://...``) lets workers on several machines share it.
-Trial states mean: WAITING = queued, RUNNING = claimed by a worker, COMPLETE = done, FAIL = failed (user attr
-``error``) or abandoned by a dead worker (user attr ``abandoned``). Claiming goes through the storage's
-compare-and-set of WAITING -> RUNNING (what ``Study.ask`` does for enqueued trials), never ``ask()``
-itself, which would create a fresh trial when the queue is empty.
+An ablation enqueues one fixed trial per run (user attrs ``unit``, ``arm``, ``seed``); a sweep's sampler
+proposes its trials. Workers take both the same way: ``Study.optimize(n_trials=1)`` pops a WAITING trial
+atomically (compare-and-set WAITING -> RUNNING) and, on SQL storages, runs Optuna's heartbeat thread. A trial
+whose worker died is failed and queued again by Optuna's retry callback with its params and user attrs, so it
+resumes the same run folders. Storage: ``runs/<name>/queue.journal`` on one machine; a database URL
+(``postgresql://...``) for several.
 """
 
 from __future__ import annotations
@@ -14,20 +14,24 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.engine.store import worker_id
 from harness.errors import UserError
 
-MAX_RETRIES = 2  # a unit that failed 1 + MAX_RETRIES times stays failed until --retry-failed
-STALE_SECONDS = 900.0  # a worker on another host silent this long is presumed dead
-HEARTBEAT_SECONDS = 20.0
+HEARTBEAT_SECONDS = 20  # SQL: Optuna's heartbeat interval; journal: how often the worker stamps "heartbeat"
+GRACE_SECONDS = 60  # SQL: a trial without a heartbeat this long is failed and queued again
+STALE_SECONDS = 900.0  # journal, another host: a worker silent this long is presumed dead (no thread beats)
+MAX_RETRIES = 2  # a trial is queued again at most this often (failed runs, dead workers)
 JOURNAL = "queue.journal"
+SURPLUS = "surplus"  # user attr of a trial given back unrun (a race emptied the queue or filled the target)
 
 optuna.logging.set_verbosity(logging.WARNING)
 
@@ -43,18 +47,62 @@ def sql_url(url: str) -> str:
     return url
 
 
-def storage_for(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
-    """A database URL, a journal file path, or (None) ``folder/queue.journal``."""
-    if url and "://" in url:
-        try:
-            return optuna.storages.RDBStorage(sql_url(url))
-        except Exception as exc:  # noqa: BLE001 - driver/connection errors vary by backend
-            raise UserError(f"--storage {url}: cannot open ({type(exc).__name__}: {exc})") from None
-    from optuna.storages.journal import JournalFileBackend
+def journal_path(store: Path, name: str) -> Path:
+    return Path(store) / name / JOURNAL
 
-    path = Path(url) if url else Path(folder) / JOURNAL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+
+
+def open_storage(
+    url: str | None,
+    journal: Path,
+    *,
+    heartbeat: int = HEARTBEAT_SECONDS,
+    grace: int = GRACE_SECONDS,
+    parallel: bool = True,
+) -> optuna.storages.BaseStorage:
+    """A database URL (with heartbeats and stale-trial retry), a journal file path, or (None) ``journal``."""
+    if not url or "://" not in url:
+        path = Path(url) if url else Path(journal)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    if url.startswith("sqlite") and parallel:
+        raise UserError(
+            f"--storage {url}: SQLite cannot serve parallel workers; use the default journal file on one "
+            "machine or postgresql://user@host/db for several"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(
+                sql_url(url),
+                heartbeat_interval=heartbeat,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=retry_callback(),
+            )
+        except ImportError as exc:
+            raise UserError(
+                f"--storage {url}: database driver missing ({exc}); pip install psycopg2-binary"
+            ) from None
+        except Exception as exc:  # sqlalchemy's OperationalError and friends: a bad URL or a server down
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"--storage {url}: cannot open the database: {first}") from None
+
+
+def describe_storage(url: str | None, journal: Path) -> str:
+    """The storage for messages and reports, without a password."""
+    if not url:
+        return str(journal)
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a journal path or an unparsable URL: show what follows the password
+        return url.split("@")[-1]
 
 
 def pid_alive(pid: int) -> bool:
@@ -78,184 +126,141 @@ def worker_alive(worker: str | None, heartbeat: float | None) -> bool:
     return fresh
 
 
-@dataclass(frozen=True)
-class Claim:
-    trial_id: int
-    attrs: dict[str, Any]
+def reap(study: optuna.Study) -> list[int]:
+    """Fail and queue again the trials whose worker is gone: Optuna's heartbeat check on SQL storages, the
+    worker's pid (or a stale "heartbeat" from another host) on a journal file. Returns their numbers."""
+    storage = study._storage  # noqa: SLF001 - Optuna exposes no public accessor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if isinstance(storage, optuna.storages.RDBStorage):
+            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            optuna.storages.fail_stale_trials(study)
+            now = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+            return sorted(before - now)
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker, beat = t.user_attrs.get("worker"), t.user_attrs.get("heartbeat")
+        started = t.datetime_start.timestamp() if t.datetime_start else 0.0
+        copied = "failed_trial" in t.system_attrs and (beat is None or beat < started)  # a retry's old stamp
+        if (worker is None or copied) and time.time() - started < GRACE_SECONDS:
+            continue  # claimed a moment ago: its worker has not stamped it yet
+        if worker_alive(worker, beat):
+            continue
+        try:
+            study.tell(t.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):
+            continue  # another worker got there first
+        retry_callback()(study, study._storage.get_trial(t._trial_id))  # noqa: SLF001
+        failed.append(t.number)
+    return failed
+
+
+def claim(trial: optuna.Trial) -> Callable[[], None]:
+    """Stamp a trial as this process's (a retry's copied error cleared); returns its journal heartbeat."""
+    trial.set_user_attr("worker", worker_id())
+    trial.set_user_attr("heartbeat", time.time())
+    trial.set_user_attr("error", None)
+    last = [time.monotonic()]
+
+    def beat() -> None:
+        if time.monotonic() - last[0] >= HEARTBEAT_SECONDS:
+            last[0] = time.monotonic()
+            trial.set_user_attr("heartbeat", time.time())
+
+    return beat
+
+
+def requeue(study: optuna.Study, numbers: list[int]) -> None:
+    """Ctrl-C: Optuna failed the running trial; queue it again (same params and unit): a rerun resumes it."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.number in numbers and not t.user_attrs.get(SURPLUS):
+            retry_callback()(study, t)
 
 
 class Queue:
-    """The units of one experiment in an Optuna study named after it."""
+    """An ablation's runs as enqueued trials of the study named after the experiment."""
 
-    def __init__(self, experiment: str, storage: str | None, folder: Path, create: bool = True) -> None:
-        self.experiment = experiment
-        self.storage = storage_for(storage, folder)
+    def __init__(
+        self,
+        experiment: str,
+        storage: str | None,
+        folder: Path,
+        create: bool = True,
+        heartbeat: tuple[int | None, int | None] = (None, None),
+    ) -> None:
+        """``heartbeat``: (interval, grace) in seconds for SQL storages; None takes the defaults above."""
+        interval, grace = heartbeat[0] or HEARTBEAT_SECONDS, heartbeat[1] or GRACE_SECONDS
+        self.storage = open_storage(storage, Path(folder) / JOURNAL, heartbeat=interval, grace=grace)
         if create:
             self.study = optuna.create_study(study_name=experiment, storage=self.storage, load_if_exists=True)
-        else:
-            try:
-                self.study = optuna.load_study(study_name=experiment, storage=self.storage)
-            except KeyError:
-                raise UserError(
-                    f"no queue for experiment '{experiment}' in {storage or folder / JOURNAL}; "
-                    f"start it with: harness run {experiment}"
-                ) from None
-        self.study_id = self.study._study_id
-        self._beats: dict[int, float] = {}
+            return
+        try:
+            self.study = optuna.load_study(study_name=experiment, storage=self.storage)
+        except KeyError:
+            raise UserError(f"no queue for experiment '{experiment}' in {storage or folder}") from None
 
-    # --- the experiment record, for workers on other machines ----------------------------------------------
-    def set_experiment(self, record: dict[str, Any]) -> None:
+    def set_experiment(self, record: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+        """The experiment record and every run's resolved config, for workers whose store is elsewhere."""
         self.study.set_user_attr("experiment", record)
+        self.study.set_user_attr("configs", configs)
 
     def experiment_record(self) -> dict[str, Any] | None:
         return self.study.user_attrs.get("experiment")
 
-    # --- reading -------------------------------------------------------------------------------------------
-    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
-        return self.storage.get_all_trials(self.study_id, deepcopy=False, states=states)
-
     def by_unit(self) -> dict[str, list[FrozenTrial]]:
         out: dict[str, list[FrozenTrial]] = defaultdict(list)
-        for t in self.trials():
+        for t in self.study.get_trials(deepcopy=False):
             if "unit" in t.user_attrs:
                 out[t.user_attrs["unit"]].append(t)
         return out
 
     def failures(self, trials: list[FrozenTrial]) -> list[str]:
-        """Errors of the real failed attempts (not abandoned ones, not those reset by --retry-failed)."""
-        reset = {k for k in self.study.user_attrs if k.startswith("reset:")}
+        """Errors of the failed attempts (not abandoned ones, not those reset by --retry-failed)."""
+        reset = self.study.user_attrs.get("reset", [])
         return [
-            t.user_attrs.get("error", "")
+            t.user_attrs["error"]
             for t in trials
-            if t.state == TrialState.FAIL
-            and not t.user_attrs.get("abandoned")
-            and f"reset:{t._trial_id}" not in reset
+            if t.state == TrialState.FAIL and t.user_attrs.get("error") and t.number not in reset
         ]
-
-    # --- writing -------------------------------------------------------------------------------------------
-    def enqueue(self, attrs: dict[str, Any]) -> None:
-        self.study.enqueue_trial(params={}, user_attrs=attrs)
 
     def sync(self, units: list[Any], done: set[str], retry_failed: bool = False) -> dict[str, list[str]]:
         """Make the queue hold exactly the units still to run; returns unit keys per state.
 
-        Done units (by the run store) are skipped; a unit claimed by a dead worker is abandoned and re-queued;
-        a unit that failed ``1 + MAX_RETRIES`` times is left failed unless ``retry_failed``.
+        Done units (by the run store) are skipped; a unit claimed by a dead worker is queued again; a unit
+        that failed ``1 + MAX_RETRIES`` times is left failed unless ``retry_failed``.
         """
-        self.reap()
+        reap(self.study)
         self._drop_stale({u.key for u in units})
         trials = self.by_unit()
         out: dict[str, list[str]] = {"done": [], "queued": [], "running": [], "failed": []}
         for unit in units:
-            key = unit.key
-            ts = trials.get(key, [])
-            if key in done:
-                out["done"].append(key)
-                continue
+            ts = trials.get(unit.key, [])
             states = {t.state for t in ts}
-            if TrialState.RUNNING in states:
-                out["running"].append(key)
-                continue
-            if TrialState.WAITING in states:
-                out["queued"].append(key)
-                continue
-            failures = self.failures(ts)
-            if failures and retry_failed:
-                for t in ts:
-                    if t.state == TrialState.FAIL:
-                        self._mark_reset(t)
-                failures = []
-            if len(failures) > MAX_RETRIES:
-                out["failed"].append(key)
-                continue
-            self.enqueue(unit.attrs())
-            out["queued"].append(key)
+            if unit.key in done:
+                state = "done"
+            elif TrialState.RUNNING in states:
+                state = "running"
+            elif TrialState.WAITING in states:
+                state = "queued"
+            elif retry_failed or len(self.failures(ts)) <= MAX_RETRIES:
+                if retry_failed:
+                    reset = self.study.user_attrs.get("reset", [])
+                    self.study.set_user_attr("reset", [*reset, *(t.number for t in ts)])
+                self.study.enqueue_trial(params={}, user_attrs=unit.attrs())
+                state = "queued"
+            else:
+                state = "failed"
+            out[state].append(unit.key)
         return out
 
     def _drop_stale(self, keys: set[str]) -> None:
         """Queued units the current plan no longer has (fewer seeds, a changed config) must not be trained."""
-        for t in self.trials((TrialState.WAITING,)):
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             if t.user_attrs.get("unit") in keys:
                 continue
             try:
                 if self.storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                    self.drop(Claim(t._trial_id, dict(t.user_attrs)), "not in the current plan")
+                    self.storage.set_trial_user_attr(t._trial_id, SURPLUS, "not in the current plan")
+                    self.storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-
-    def _mark_reset(self, trial: FrozenTrial) -> None:
-        """Finished trials cannot change, so a reset is recorded on the study."""
-        self.study.set_user_attr(f"reset:{trial._trial_id}", True)
-
-    def reap(self) -> list[str]:
-        """Abandon RUNNING trials whose worker is gone; re-queue them (to resume from the checkpoint)."""
-        keys = []
-        for t in self.trials((TrialState.RUNNING,)):
-            if worker_alive(t.user_attrs.get("worker"), t.user_attrs.get("heartbeat")):
-                continue
-            if (
-                t.user_attrs.get("worker") is None
-                and time.time() - t.datetime_start.timestamp() < STALE_SECONDS
-            ):
-                continue  # claimed a moment ago, worker attrs not written yet
-            self.storage.set_trial_user_attr(t._trial_id, "abandoned", True)
-            if self.storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                attrs = {k: v for k, v in t.user_attrs.items() if k in _UNIT_ATTRS}
-                self.enqueue(attrs)
-                keys.append(attrs.get("unit", "?"))
-        return keys
-
-    def claim(self, worker: str) -> Claim | None:
-        """Take the next queued unit (atomic WAITING -> RUNNING), or None when the queue is empty."""
-        for t in self.trials((TrialState.WAITING,)):
-            try:
-                if not self.storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            self.storage.set_trial_user_attr(t._trial_id, "worker", worker)
-            self.storage.set_trial_user_attr(t._trial_id, "heartbeat", time.time())
-            return Claim(t._trial_id, dict(t.user_attrs))
-        return None
-
-    def heartbeat(self, claim: Claim, force: bool = False) -> None:
-        last = self._beats.get(claim.trial_id, 0.0)
-        if force or time.monotonic() - last >= HEARTBEAT_SECONDS:
-            self._beats[claim.trial_id] = time.monotonic()
-            self.storage.set_trial_user_attr(claim.trial_id, "heartbeat", time.time())
-
-    def complete(self, claim: Claim, value: float | None) -> None:
-        self.storage.set_trial_state_values(
-            claim.trial_id, state=TrialState.COMPLETE, values=[_finite(value)]
-        )
-
-    def fail(self, claim: Claim, error: str) -> bool:
-        """Mark a failed attempt; re-queue it while retries remain. Returns True when re-queued."""
-        self.storage.set_trial_user_attr(claim.trial_id, "error", error)
-        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
-        ts = self.by_unit().get(claim.attrs["unit"], [])
-        if len(self.failures(ts)) <= MAX_RETRIES:
-            self.enqueue({k: v for k, v in claim.attrs.items() if k in _UNIT_ATTRS})
-            return True
-        return False
-
-    def release(self, claim: Claim) -> None:
-        """Give a claimed unit back (interrupted, or already run by someone else): abandoned + re-queued."""
-        self.storage.set_trial_user_attr(claim.trial_id, "abandoned", True)
-        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
-        self.enqueue({k: v for k, v in claim.attrs.items() if k in _UNIT_ATTRS})
-
-    def drop(self, claim: Claim, why: str) -> None:
-        """A duplicate claim of a unit that is running elsewhere: end it without re-queueing."""
-        self.storage.set_trial_user_attr(claim.trial_id, "abandoned", True)
-        self.storage.set_trial_user_attr(claim.trial_id, "dropped", why)
-        self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
-
-
-_UNIT_ATTRS = ("experiment", "unit", "arm", "seed", "config")
-
-
-def _finite(value: float | None) -> float:
-    import math
-
-    return float(value) if value is not None and math.isfinite(value) else float("nan")

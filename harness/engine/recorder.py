@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cyclegan.atomic import atomic_write_json
 from cyclegan.seeding import rng_state, set_rng_state
 from cyclegan.train import Callbacks, Progress
 from harness.engine import store
-from harness.engine.directions import dataset_names
+from harness.engine.metric_names import dataset_names
 from harness.engine.plan import Unit
 from harness.engine.tracking import Tracker
 
@@ -74,7 +75,7 @@ class Recorder(Callbacks):
                 self.evaluator = make_evaluator(self.unit, model.device)
             finally:
                 set_rng_state(state)
-        store.write_json(self.dir / "summary.json", self.summary("running", progress))
+        atomic_write_json(self.dir / "summary.json", self.summary("running", progress))
         self.heartbeat()
         self.inner.on_start(model, progress)
 
@@ -110,7 +111,7 @@ class Recorder(Callbacks):
                 self.tracker.image(
                     "samples", grid, progress.iteration, f"{self.unit.arm} seed {self.unit.seed}"
                 )
-            store.write_json(self.dir / "summary.json", self.summary("running", progress))
+            atomic_write_json(self.dir / "summary.json", self.summary("running", progress))
             self.inner.on_metrics(progress, self.metrics)
         self.heartbeat()
         self.inner.on_eval(model, progress)

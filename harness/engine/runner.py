@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config
 from harness.engine import store
 from harness.engine.plan import Plan, Unit, build_plan
 from harness.engine.queue import Queue
 from harness.engine.spec import load_spec, resolve_spec_path
-from harness.engine.worker import is_done
+from harness.engine.worker import WorkerOptions, is_done
 
 
 @dataclass
@@ -154,31 +155,35 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def start_workers(name: str, options: RunOptions, project: str) -> list[subprocess.Popen]:
-    """K ``harness worker`` processes, each with its share of the cores."""
-    threads = worker_threads(options.workers)
-    cmd = [sys.executable, "-m", "harness", "worker", name, "--store", str(options.store),
-           "--threads", str(threads), "--wandb", options.wandb, "--project", project]  # fmt: skip
-    if options.storage:
-        cmd += ["--storage", options.storage]
-    if not options.evaluate:
-        cmd += ["--no-eval"]
-    env = child_env(threads)
-    return [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if sys.stdout.isatty() else None)
-        for _ in range(options.workers)
-    ]
+def spawn(name: str, workers: int, options: WorkerOptions, storage: str | None) -> list[subprocess.Popen]:
+    """K ``harness worker NAME`` processes (an ablation's or a sweep's), each with its share of the cores."""
+    threads = options.threads or worker_threads(workers)
+    procs = []
+    for i in range(workers):
+        cmd = [sys.executable, "-m", "harness", "worker", name, "--index", str(i),
+               "--store", str(options.store), "--threads", str(threads),
+               "--wandb", options.wandb, "--project", options.project]  # fmt: skip
+        cmd += ["--storage", storage] if storage else []
+        cmd += [] if options.evaluate else ["--no-eval"]
+        out = subprocess.DEVNULL if sys.stdout.isatty() else None
+        procs.append(subprocess.Popen(cmd, env=child_env(threads), stdout=out))
+    return procs
 
 
 def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[str, list[str]]]:
-    """Write experiment.json and make the queue hold every unit still to run."""
+    """Write experiment.json and each run's resolved config (the one validation), and make the queue hold
+    every unit still to run; the queue carries run keys, workers read the written configs."""
     plan.folder.mkdir(parents=True, exist_ok=True)
     record = plan.experiment_record(command)
     previous = store.read_json(plan.folder / "experiment.json")
     if previous and previous.get("created"):
         record["created"] = previous["created"]
-    store.write_json(plan.folder / "experiment.json", record)
+    atomic_write_json(plan.folder / "experiment.json", record)
+    configs = {u.key: u.cfg.to_dict() for u in plan.units}
+    for u in plan.units:
+        if not (u.run_dir / "config.json").exists():
+            atomic_write_json(u.run_dir / "config.json", configs[u.key])
     queue = Queue(plan.spec.name, options.storage, plan.folder)
-    queue.set_experiment(record)
+    queue.set_experiment(record, configs)
     done = {u.key for u in plan.units if is_done(u)}
     return queue, queue.sync(plan.units, done, retry_failed=options.retry_failed)

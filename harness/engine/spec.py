@@ -1,7 +1,8 @@
-"""Experiment specs: TOML data files in ``experiments/`` describing arms x seeds of one question.
+"""Experiment specs: TOML data files in ``experiments/``. An ablation spec describes arms x seeds of one
+question; a sweep spec (harness/sweep/spec.py) a search space. Both are a ``SpecBase`` read by ``read_base``.
 
-A spec is data, never code: it is parsed with ``tomllib`` and every key and value is checked here, so a typo
-is a one-line error naming the spec file and the key before anything runs or is written.
+A spec is data, never code: it is parsed with ``tomllib`` and every key and value is checked, so a typo is a
+one-line error ``<file>: <key>: <what is wrong>`` before anything runs or is written.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cyclegan.config import PRESETS, ConfigError, apply_overrides, resolve
+from cyclegan.config import PRESETS
 from harness.errors import UserError
 
 SPEC_DIR = Path("experiments")
@@ -43,8 +44,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
-class Spec:
-    """One validated ablation spec; ``arms`` maps arm name -> dotted config overrides."""
+class SpecBase:
+    """What every spec has: its file, a name (folder-safe), the question, preset, ``base`` overrides, data
+    and seeds."""
 
     path: Path
     name: str
@@ -52,9 +54,59 @@ class Spec:
     preset: str
     base: dict[str, Any]
     data: str
+    seeds: list[int]
+
+
+def spec_error(path: Path, key: str, msg: str) -> UserError:
+    """The one error format of every spec: ``<file>: <key>: <what is wrong>``."""
+    return UserError(f"{path}: {key}: {msg}")
+
+
+def read_base(
+    raw: dict[str, Any], path: Path, kind: str, keys: tuple[str, ...], *, data: str, seeds: Any
+) -> dict[str, Any]:
+    """Check the keys every spec shares (and that no other top-level key is there); ``data`` and ``seeds``
+    are this kind's defaults. Returns the ``SpecBase`` fields."""
+    found = _expect(path, "kind", raw.get("kind", "sweep" if "sweep" in raw else "ablation"), str, "a kind")
+    if found != kind:
+        command = {"ablation": "run"}
+        raise spec_error(
+            path, "kind", f"'{found}' specs run with `harness {command.get(found, found)}`, "
+            f"not `harness {command.get(kind, kind)}`",
+        )  # fmt: skip
+    unknown = [k for k in raw if k not in keys]
+    if unknown:
+        raise UserError(f"{path}: unknown key '{unknown[0]}'; valid: {', '.join(keys)}")
+    name = _expect(path, "name", raw.get("name", path.stem), str, "a string")
+    if not safe_name(name):
+        raise spec_error(path, "name", f"'{name}' is not a safe folder name (letters, digits, _ . -)")
+    if kind == "ablation" and "question" not in raw:
+        raise spec_error(path, "question", "missing; say in one sentence what the experiment answers")
+    question = _expect(path, "question", raw.get("question", ""), str, "one sentence")
+    preset = _expect(path, "preset", raw.get("preset", DEFAULT_PRESET), str, "a preset name")
+    if preset not in PRESETS:
+        raise spec_error(path, "preset", f"unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
+    base = overrides(path, "base", raw.get("base", {}))
+    data = _expect(path, "data", raw.get("data", data), str, "'synth:zebra' or a folder path")
+    if data:
+        check_data_name(f"{path}: data", data)
+    seeds = parse_seeds(f"{path}: seeds", raw.get("seeds", seeds))
+    return {"path": path, "name": name, "question": question, "preset": preset, "base": base, "data": data,
+            "seeds": seeds}  # fmt: skip
+
+
+def no_seed(where: str, keys: Any) -> None:
+    """Seeds come from the spec's ``seeds`` (or --seeds), never from an override or a search."""
+    if "train.seed" in keys:
+        raise UserError(f"{where}: 'train.seed' is set by the spec's `seeds` (or --seeds), not by overrides")
+
+
+@dataclass(frozen=True)
+class Spec(SpecBase):
+    """One validated ablation spec; ``arms`` maps arm name -> dotted config overrides."""
+
     arms: dict[str, dict[str, Any]]
     control: str
-    seeds: list[int]
     budget: dict[str, int]
     eval_every: int | None
     primary: str
@@ -62,7 +114,6 @@ class Spec:
     secondary: list[str]
     project: str
     arm_notes: dict[str, str] = field(default_factory=dict)
-    kind: str = "ablation"
     compare: list[tuple[str, str]] = field(default_factory=list)  # extra (arm, reference) pairs
 
 
@@ -136,17 +187,12 @@ def parse_seeds(where: str, value: Any) -> list[int]:
     raise UserError(f"{where}: expected an integer N or a list of integers, got {value!r}")
 
 
-def _overrides(path: Path, where: str, table: Any) -> dict[str, Any]:
-    """Check dotted overrides against the config tree (key names and values), naming the spec key."""
+def overrides(path: Path, where: str, table: Any) -> dict[str, Any]:
+    """A table of dotted overrides, flattened; their keys and values are checked once, when the plan (or the
+    sweep's base config) resolves them, with errors naming ``where``."""
     _expect(path, where, table, dict, "a table of dotted config overrides")
     flat = flatten(table)
-    for key in ("train.seed",):
-        if key in flat:
-            raise UserError(f"{path}: {where}: '{key}' is set by the spec's `seeds`, not by overrides")
-    try:
-        apply_overrides(resolve("paper"), flat)
-    except ConfigError as exc:
-        raise UserError(f"{path}: {where}: {exc}") from None
+    no_seed(f"{path}: {where}", flat)
     return flat
 
 
@@ -247,24 +293,8 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate one ablation spec; every problem is a ``UserError`` naming the file and key."""
     path = Path(path)
     raw = read_toml(path)
-    kind = _expect(path, "kind", raw.get("kind", "ablation"), str, "'ablation'")
-    if kind != "ablation":
-        raise UserError(f"{path}: kind: '{kind}' specs run with `harness {kind}`, not `harness run`")
-    unknown = [k for k in raw if k not in TOP_KEYS]
-    if unknown:
-        raise UserError(f"{path}: unknown key '{unknown[0]}'; valid: {', '.join(TOP_KEYS)}")
-    name = _expect(path, "name", raw.get("name", path.stem), str, "a string")
-    if not safe_name(name):
-        raise UserError(f"{path}: name: '{name}' is not a safe folder name (letters, digits, _ . -)")
-    if "question" not in raw:
-        raise UserError(f"{path}: question: missing; say in one sentence what the experiment answers")
-    question = _expect(path, "question", raw["question"], str, "one sentence")
-    preset = _expect(path, "preset", raw.get("preset", DEFAULT_PRESET), str, "a preset name")
-    if preset not in PRESETS:
-        raise UserError(f"{path}: preset: unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
-    base = _overrides(path, "base", raw.get("base", {}))
-    data = _expect(path, "data", raw.get("data", DEFAULT_DATA), str, "'synth:zebra' or a folder path")
-    check_data_name(f"{path}: data", data)
+    common = read_base(raw, path, "ablation", TOP_KEYS, data=DEFAULT_DATA, seeds=DEFAULT_SEEDS)
+    data = common["data"]
     arms_raw = _expect(path, "arms", raw.get("arms", {}), dict, "tables [arms.<name>]")
     if len(arms_raw) < 2:
         raise UserError(
@@ -282,14 +312,13 @@ def load_spec(path: str | Path) -> Spec:
         note = table.pop("note", None)
         if note is not None:
             notes[arm] = _expect(path, f"arms.{arm}.note", note, str, "a string")
-        arms[arm] = _overrides(path, f"arms.{arm}", table)
+        arms[arm] = overrides(path, f"arms.{arm}", table)
     if "control" not in raw:
         raise UserError(f"{path}: control: missing; name the control arm, one of: {', '.join(arms)}")
     control = _expect(path, "control", raw["control"], str, "an arm name")
     if control not in arms:
         raise UserError(f"{path}: control: '{control}' is not an arm; valid: {', '.join(arms)}")
     compare = _compare(path, raw.get("compare", []), arms, control)
-    seeds = parse_seeds(f"{path}: seeds", raw.get("seeds", DEFAULT_SEEDS))
     budget = _budget(path, raw)
     eval_every = raw.get("eval_every")
     if eval_every is not None:
@@ -299,15 +328,9 @@ def load_spec(path: str | Path) -> Spec:
     primary, direction, secondary = _metrics(path, raw.get("metrics"), data)
     project = _expect(path, "project", raw.get("project", DEFAULT_PROJECT), str, "a W&B project name")
     return Spec(
-        path=path,
-        name=name,
-        question=question,
-        preset=preset,
-        base=base,
-        data=data,
+        **common,
         arms=arms,
         control=control,
-        seeds=seeds,
         budget=budget,
         eval_every=eval_every,
         primary=primary,

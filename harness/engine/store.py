@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cyclegan.atomic import atomic_write_json, atomic_write_text
+from cyclegan.atomic import atomic_write_text
 
 PACKAGES = ("torch", "torchvision", "numpy", "optuna", "wandb", "cyclegan-harness")
 
@@ -34,10 +34,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_json(path, data)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -136,12 +132,3 @@ def peak_memory_mb(device: Any) -> float:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def run_status(run_dir: Path) -> str:
-    """done / failed / running / pending for a run folder: summary.json decides once the run ended."""
-    summary = read_json(Path(run_dir) / "summary.json") or {}
-    run = read_json(Path(run_dir) / "run.json") or {}
-    if summary.get("status") in ("done", "failed", "pruned"):
-        return summary["status"]
-    return run.get("status", "pending")

@@ -1,6 +1,6 @@
-"""Run units: one at a time in this process, pulled from the queue until it is empty.
+"""Run units, and the one worker loop: take trials of a study (an ablation's or a sweep's) and run them.
 
-``run_unit`` is independent of where units come from (an ablation's enqueue list or a sweep's sampler). A
+``run_unit`` is independent of where units come from (an ablation's enqueued runs or a sweep's sampler). A
 unit's run folder is locked (``flock`` on ``<run>/.lock``) while it trains, so two processes on one
 machine can never train the same unit at once, even if a queue hands it out twice.
 """
@@ -10,17 +10,21 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.train import Progress, pick_device, train
 from harness.engine import store
 from harness.engine.plan import Unit
-from harness.engine.queue import Claim, Queue
+from harness.engine.queue import SURPLUS, claim, reap, requeue, retry_callback
 from harness.engine.recorder import Recorder, UnitCallbacks
 from harness.engine.tracking import Tracker, new_run_id
 
@@ -36,6 +40,8 @@ class WorkerOptions:
     project: str = "cyclegan-harness"
     threads: int = 0  # torch CPU threads in this process (0 = leave torch's default)
     evaluate: bool = True
+    index: int = 0  # a sweep worker's sampler offset (sampler_seed + index)
+    poll_seconds: float = 1.0  # how often a worker with nothing to take looks again
     log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
 
@@ -64,7 +70,7 @@ class _Lock:
         self.fd: int | None = None
 
     def __enter__(self) -> _Lock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -137,8 +143,6 @@ def run_unit(
         progress_seen = Progress()
 
         def beat() -> None:
-            import time
-
             run["heartbeat"] = time.time()
             atomic_write_json(run_path, run)
             if heartbeat:
@@ -189,8 +193,6 @@ def run_unit(
 
 
 def _throttled(fn: Callable[[], None], seconds: float = 5.0) -> Callable[[], None]:
-    import time
-
     last = [0.0]
 
     def call() -> None:
@@ -221,53 +223,122 @@ def _finish(
     atomic_write_json(run_path, run)
 
 
-def work(
-    queue: Queue, options: WorkerOptions, inner: Callable[[Unit, Claim], UnitCallbacks] | None = None
-) -> int:
-    """Pull units from ``queue`` and run them until none is left; returns the number of units trained.
+class TrialFailed(Exception):
+    """A run of the trial failed; the message is its one-line error (also the trial's user attr ``error``)."""
 
-    ``inner`` builds extra callbacks per unit (a sweep's pruning/reporting hook).
-    """
-    worker = store.worker_id()
-    trained = 0
+
+class Surplus(Exception):
+    """The trial is given back unrun (user attr ``surplus``): a race emptied the queue or filled the target,
+    or another process is training its run."""
+
+
+class Job(Protocol):
+    """What a worker loop runs: an ablation's enqueued runs or a sweep's sampled trials."""
+
+    retry_failures: bool  # queue a failed trial again (an ablation's run) or let a new one replace it (sweep)
+    max_failures_in_a_row: int | None  # stop the worker after this many failed trials in a row
+
+    def next(self, study: optuna.Study) -> str: ...  # "run", "wait" (work running elsewhere) or "stop"
+
+    def objective(self, trial: optuna.Trial, options: WorkerOptions) -> float | list[float]: ...
+
+    def outcome(self, trial: FrozenTrial, retried: bool) -> str: ...  # the log line of a finished trial
+
+
+def work(study: optuna.Study, job: Job, options: WorkerOptions) -> dict[str, int]:
+    """Take trials of ``study`` and run them until ``job`` says stop; returns the trial states this worker
+    ended. Each trial goes through ``Study.optimize(n_trials=1)``, so SQL storages get Optuna's heartbeat."""
+    done = {"complete": 0, "pruned": 0, "failed": 0}
+
+    def tally(study: optuna.Study, frozen: FrozenTrial) -> None:
+        if frozen.user_attrs.get(SURPLUS):
+            return
+        key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(frozen.state, "failed")
+        done[key] += 1
+        retried = key == "failed" and job.retry_failures and _retry(study, frozen)
+        options.log(job.outcome(frozen, retried))
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's outcome is logged by ``tally`` instead
+    streak = 0
     while True:
-        claim = queue.claim(worker)
-        if claim is None:
-            if queue.reap():  # a unit of a dead worker: resume it here rather than leave it
-                continue
-            return trained
-        unit = Unit.from_attrs(claim.attrs, options.store)
+        for n in reap(study):
+            options.log(f"trial {n}: its worker is gone; re-queued")
+        step = job.next(study)
+        if step == "stop":
+            return done
+        if step == "wait":
+            time.sleep(options.poll_seconds)
+            continue
+        failed_before, current = done["failed"], []
+
+        def objective(trial: optuna.Trial, current: list[int] = current) -> float | list[float]:
+            current.append(trial.number)
+            return _objective(job, trial, options)
+
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[tally])
+        except KeyboardInterrupt:
+            requeue(study, current)
+            raise
+        streak = streak + 1 if done["failed"] > failed_before else 0
+        if job.max_failures_in_a_row and streak >= job.max_failures_in_a_row:
+            options.log(
+                f"stopping: {streak} trials failed in a row (see the errors above and the run folders)"
+            )
+            return done
+
+
+def _objective(job: Job, trial: optuna.Trial, options: WorkerOptions) -> float | list[float]:
+    """The job's objective; an unexpected error is recorded on the trial in one line, like a failed run."""
+    try:
+        return job.objective(trial, options)
+    except (optuna.TrialPruned, Surplus, RunBusy, TrialFailed):
+        raise
+    except Exception as exc:
+        trial.set_user_attr("error", one_line(exc))
+        raise
+
+
+def _retry(study: optuna.Study, frozen: FrozenTrial) -> bool:
+    """Queue a failed trial again while it has retries left (Optuna's callback keeps its retry history)."""
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    retry_callback()(study, frozen)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) > before
+
+
+class Ablation:
+    """An ablation's job: the enqueued runs, each trial one unit whose config the plan wrote to its folder."""
+
+    retry_failures = True
+    max_failures_in_a_row = None
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.configs = study.user_attrs.get("configs", {})
+
+    def next(self, study: optuna.Study) -> str:
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return "run" if waiting else "stop"
+
+    def objective(self, trial: optuna.Trial, options: WorkerOptions) -> float:
+        if "unit" not in trial.user_attrs:  # the queue emptied between ``next`` and the claim
+            trial.set_user_attr(SURPLUS, "the queue was empty")
+            raise Surplus("the queue was empty")
+        beat = claim(trial)
+        unit = Unit.load(trial.user_attrs, options.store, self.configs)
         options.log(f"start  {unit.key}")
         try:
-            result = run_unit(
-                unit,
-                options,
-                heartbeat=lambda c=claim: queue.heartbeat(c),
-                inner=inner(unit, claim) if inner else None,
-            )
+            result = run_unit(unit, options, heartbeat=beat)
         except RunBusy as exc:
-            queue.drop(claim, str(exc))
-            continue
-        except BaseException:
-            queue.release(claim)
+            trial.set_user_attr(SURPLUS, str(exc))
             raise
+        trial.set_user_attr("status", result.status)
         if result.status == "failed":
-            retried = queue.fail(claim, result.error or "")
-            options.log(f"failed {unit.key}: {result.error}{' (will retry)' if retried else ''}")
-        else:
-            metrics = (result.summary or {}).get("metrics") or {}
-            record = queue.experiment_record() or {}
-            primary = (record.get("metrics") or {}).get("primary")
-            queue.complete(claim, metrics.get(primary) if primary else None)
-            trained += result.status != "skipped"
-            options.log(f"{result.status:6} {unit.key}")
-    return trained
+            trial.set_user_attr("error", result.error)
+            raise TrialFailed(result.error)
+        return float((result.summary or {}).get("iteration") or 0)  # the value is what it trained
 
-
-def main_guard(fn: Callable[[], int]) -> int:
-    """Exit code 130 on Ctrl-C without a traceback (the interrupted unit is re-queued by ``work``)."""
-    try:
-        return fn()
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    def outcome(self, trial: FrozenTrial, retried: bool) -> str:
+        key = trial.user_attrs["unit"]
+        if trial.state == TrialState.FAIL:
+            return f"failed {key}: {trial.user_attrs.get('error')}{' (will retry)' if retried else ''}"
+        return f"{trial.user_attrs['status']:6} {key}"

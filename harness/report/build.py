@@ -76,6 +76,45 @@ def _status_line(store: Store) -> str:
     )
 
 
+READ_FIRST = [
+    "The verdict above: each arm against the control on the primary metric (difference, 95% CI, "
+    "Holm-corrected p).",
+    "Headline results: the strip plot (one dot per seed) shows how far seeds scatter beside that difference.",
+    "Samples: what the generators actually do to the same test images.",
+    "Comparisons repeats the test for every declared metric; the rest is reference material, and the "
+    "exploratory metrics (a separate Holm family: leads, not findings) are folded away.",
+]
+# What a report at a small preset can and cannot show; the shipped experiments' answers are the committed
+# cpu-preset reports (reports/FINDINGS.md in the repository).
+SCALE_NOTES = {
+    "demo": "Demo scale: {iterations} iterations of 8-channel networks at 32 px, a few minutes of CPU. The "
+    "generators have only begun to learn, so expect blurry outputs, and with {seeds} seeds per arm only a "
+    "large effect can be detected: 'no detectable difference' is the usual verdict here, not an answer. The "
+    "shipped experiments' answers are the committed cpu-preset reports (reports/FINDINGS.md in the "
+    "repository).",
+    "smoke": "Smoke-test scale: {iterations} iterations of tiny networks, to check the pipeline; the numbers "
+    "carry no meaning.",
+}
+ZEBRA_SCALE_NOTE = (
+    "Expected at this scale on the zebra task (see Samples): horse->zebra (G_A) smears stripes over and "
+    "around the animal, and zebra->horse (G_B) mostly erases the animal into the background."
+)
+
+
+def _scale_notes(store: Store) -> list:
+    exp = store.experiment
+    note = SCALE_NOTES.get(str(exp.get("preset")))
+    if note is None:
+        return []
+    totals = pd.to_numeric(store.runs["total"], errors="coerce").dropna()
+    iterations = f"{int(totals.max()):,}" if len(totals) else "a few hundred"
+    seeds = len(exp.get("seeds", [])) or "a few"
+    notes = [note.format(iterations=iterations, seeds=seeds)]
+    if exp.get("data") == "synth:zebra" and exp.get("preset") == "demo":
+        notes.append(ZEBRA_SCALE_NOTE)
+    return [Text("What to expect at this scale:", bold=True), Bullets(notes)]
+
+
 def _question(store: Store, an: Analysis) -> Section:
     exp = store.experiment
     primary = exp["metrics"]["primary"]
@@ -83,12 +122,15 @@ def _question(store: Store, an: Analysis) -> Section:
         "Question and verdict",
         [
             Text(exp.get("question") or "(the spec states no question)", bold=True),
+            Bullets(an.primary_verdicts),
             Text(
                 f"Primary metric: {primary} ({DIRECTION_WORDS[an.directions[primary]]}); control arm: "
                 f"{store.control}. A verdict needs the Holm-corrected Welch p < {stats.ALPHA}."
             ),
-            Bullets(an.primary_verdicts),
             Text(_status_line(store)),
+            *_scale_notes(store),
+            Text("Read first:", bold=True),
+            Bullets(READ_FIRST),
         ],
     )
 
@@ -214,7 +256,7 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
     secs = [
         Section(
             "Comparisons",
-            [_comparison_table(declared), method, Bullets(list(declared["sentence"]))],
+            [Bullets(list(declared["sentence"])), _comparison_table(declared), method],
         )
     ]
     if len(other):
@@ -227,9 +269,10 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
                         "Metrics the spec did not declare (diagnostics, per-subset breakdowns): a separate "
                         "Holm family; treat a detected difference as a lead, not a finding."
                     ),
-                    _comparison_table(other),
                     Bullets(list(found["sentence"])) if len(found) else Text("No difference detected."),
+                    _comparison_table(other),
                 ],
+                folded=True,
             )
         )
     return secs

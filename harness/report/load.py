@@ -193,7 +193,7 @@ def _run_row(folder: Path, name: str, arm: Any, seed: Any, planned: bool, notes:
                 notes.append(f"{path}: unreadable ({exc})")
     row["arm"] = arm if arm is not None else info.get("arm")
     row["seed"] = seed if seed is not None else info.get("seed")
-    # as the engine decides (harness.engine.store.run_status): summary.json once the run ended, else run.json
+    # as harness status decides: summary.json once the run ended, else run.json
     ended = summary.get("status") in ("done", "failed", "pruned")
     fallback = "unreadable" if problems else "pending"
     row["status"] = summary["status"] if ended else (info.get("status") or fallback)

@@ -53,13 +53,15 @@ def _config(flat: dict[str, Any]):
 
 def _absent(cfg) -> str | None:
     """Why the runs' data set is not on this machine (None when it is): a report never generates data."""
-    from cyclegan.data.sources import data_home
+    from cyclegan.data.roots import data_home
     from cyclegan.synth import folder_name
 
     d = cfg.data
     if d.dataset.startswith("synth:"):
-        folder = data_home() / "synth" / folder_name(
-            d.dataset.removeprefix("synth:"), d.synth_size, d.synth_n_train, d.synth_n_test, 0
+        folder = (
+            data_home()
+            / "synth"
+            / folder_name(d.dataset.removeprefix("synth:"), d.synth_size, d.synth_n_train, d.synth_n_test, 0)
         )
         return None if folder.is_dir() else f"the runs' data set {d.dataset} is not at {folder}"
     return None  # folder data: a missing folder raises DataError with its own message
@@ -68,7 +70,7 @@ def _absent(cfg) -> str | None:
 def _evaluator(store: Store):
     """The Evaluator of the experiment's data set (from a done run's config); its reference rows are
     cached beside the domain classifier, so this is cheap after the first report."""
-    from cyclegan.data.sources import DataError
+    from cyclegan.errors import DataError
     from cyclegan.metrics import Evaluator
 
     done = [r for r in store.done()["run"] if r in store.configs]
@@ -117,8 +119,7 @@ def _small_sample(store: Store, prov: dict[str, Any]) -> list[str]:
 def reference_sections(store: Store) -> list[Section]:
     """'Read first' (only when a metric is not discriminative) and 'Reference rows'; or a line saying why
     there are no reference rows. Meant to open the report."""
-    from cyclegan.config import ConfigError
-    from cyclegan.data.sources import DataError
+    from cyclegan.errors import ConfigError, DataError
     from cyclegan.metrics import REGISTRY
 
     try:

@@ -3,19 +3,20 @@
 Reports and sweep reports share this: build ``Section``s of ``Text``, ``Bullets``, ``KeyValues``, ``Table``,
 ``Code`` and ``Figure`` blocks, then call ``to_markdown`` / ``to_html``. Every string is treated as untrusted
 (names, questions and errors come from specs and run folders): it is escaped in both outputs, never
-interpreted as markup.
+interpreted as markup (HTML: a jinja2 template with autoescaping).
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 MISSING = "–"
 
@@ -60,6 +61,7 @@ Block = Text | Bullets | KeyValues | Table | Code | Figure
 class Section:
     title: str
     blocks: list[Block] = field(default_factory=list)
+    folded: bool = False  # reference material a newcomer can skip: collapsed in HTML, moved last in Markdown
 
 
 def fmt(value: object) -> str:
@@ -123,9 +125,10 @@ def _md_block(block: Block, base: Path) -> str:
 
 
 def to_markdown(title: str, sections: list[Section], base: Path) -> str:
-    """GitHub Markdown; figures are linked relative to ``base`` (the folder the .md is written to)."""
+    """GitHub Markdown; figures are linked relative to ``base`` (the folder the .md is written to).
+    Folded sections come last, after everything a reader needs first."""
     parts = [f"# {md_escape(title)}"]
-    for sec in sections:
+    for sec in [s for s in sections if not s.folded] + [s for s in sections if s.folded]:
         parts.append(f"## {md_escape(sec.title)}")
         parts.extend(_md_block(b, base) for b in sec.blocks)
     return "\n\n".join(parts) + "\n"
@@ -140,62 +143,71 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}tr:nth-child(even) td{b
 caption{caption-side:top;font-style:italic;text-align:left;padding:.3em 0}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;white-space:pre-wrap}
 figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-style:italic;color:#555}nav a{margin-right:1em}.scroll{overflow-x:auto}
+figcaption{font-style:italic;color:#555}nav a{margin-right:1em;white-space:nowrap}.scroll{overflow-x:auto}
+summary{cursor:pointer;margin-top:2em}summary h2{display:inline;border:none}
+"""
+
+# Autoescaped: every {{ value }} is HTML-escaped unless marked safe (only the constant CSS is).
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title><style>{{ css|safe }}</style></head><body>
+<h1>{{ title }}</h1>
+<nav>{% for sec in sections %}<a href="#s{{ loop.index0 }}">{{ sec.title }}</a> {% endfor %}</nav>
+{% for sec in sections %}
+<section id="s{{ loop.index0 }}">
+{%- if sec.folded %}<details><summary><h2>{{ sec.title }}</h2></summary>
+{%- else %}<h2>{{ sec.title }}</h2>{% endif %}
+{% for block in sec.blocks %}{{ render(block) }}
+{% endfor %}
+{%- if sec.folded %}</details>{% endif %}</section>
+{% endfor %}
+</body></html>
+"""
+
+_BLOCK = """
+{%- if kind == "Text" -%}
+<p>{% if block.bold %}<strong>{{ block.text }}</strong>{% else %}{{ block.text }}{% endif %}</p>
+{%- elif kind == "Bullets" -%}
+<ul>{% for item in block.items %}<li>{{ item }}</li>{% endfor %}</ul>
+{%- elif kind == "KeyValues" -%}
+<ul>{% for key, value in block.items %}<li><strong>{{ key }}:</strong> {{ value }}</li>{% endfor %}</ul>
+{%- elif kind == "Table" -%}
+<div class="scroll"><table>{% if block.caption %}<caption>{{ block.caption }}</caption>{% endif %}
+<thead><tr>{% for col in block.frame.columns %}<th>{{ col }}</th>{% endfor %}</tr></thead><tbody>
+{%- for row in rows(block) %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor -%}
+</tbody></table></div>
+{%- elif kind == "Code" -%}
+<pre><code>{{ block.text }}</code></pre>
+{%- elif kind == "Figure" -%}
+<figure><img src="data:image/png;base64,{{ png(block) }}" alt="{{ block.caption }}">
+<figcaption>{{ block.caption }}</figcaption></figure>
+{%- endif -%}
 """
 
 
-def _slug(i: int) -> str:
-    return f"s{i}"
+def _rows(table: Table) -> list[list[str]]:
+    return [[fmt(v) for v in row] for row in table.frame.itertuples(index=False)]
 
 
-def _html_table(table: Table) -> str:
-    df = table.frame
-    cap = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
-        for row in df.itertuples(index=False)
-    )
-    return (
-        f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
-    )
+def _png(figure: Figure) -> str:
+    return base64.b64encode(figure.path.read_bytes()).decode("ascii")
 
 
-def _html_block(block: Block) -> str:
-    if isinstance(block, Text):
-        body = html.escape(block.text)
-        return f"<p><strong>{body}</strong></p>" if block.bold else f"<p>{body}</p>"
-    if isinstance(block, Bullets):
-        return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in block.items) + "</ul>"
-    if isinstance(block, KeyValues):
-        items = "".join(
-            f"<li><strong>{html.escape(k)}:</strong> {html.escape(v)}</li>" for k, v in block.items
-        )
-        return f"<ul>{items}</ul>"
-    if isinstance(block, Table):
-        return _html_table(block)
-    if isinstance(block, Code):
-        return f"<pre><code>{html.escape(block.text)}</code></pre>"
-    if isinstance(block, Figure):
-        data = base64.b64encode(block.path.read_bytes()).decode("ascii")
-        cap = html.escape(block.caption)
-        img = f'<img src="data:image/png;base64,{data}" alt="{cap}">'
-        return f"<figure>{img}<figcaption>{cap}</figcaption></figure>"
-    raise TypeError(f"unknown block {type(block).__name__}")
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_BLOCK_TEMPLATE = _ENV.from_string(_BLOCK, globals={"rows": _rows, "png": _png})
+
+
+def _render_block(block: Block) -> Markup:
+    if not isinstance(block, Block):
+        raise TypeError(f"unknown block {type(block).__name__}")
+    return Markup(_BLOCK_TEMPLATE.render(block=block, kind=type(block).__name__))
+
+
+_PAGE_TEMPLATE = _ENV.from_string(_PAGE, globals={"render": _render_block})
 
 
 def to_html(title: str, sections: list[Section]) -> str:
-    """One self-contained page: CSS inline, figures as base64 data URIs, nothing fetched from anywhere."""
-    nav = "".join(f'<a href="#{_slug(i)}">{html.escape(s.title)}</a>' for i, s in enumerate(sections))
-    body = [f"<h1>{html.escape(title)}</h1>", f"<nav>{nav}</nav>"]
-    for i, sec in enumerate(sections):
-        body.append(f'<section id="{_slug(i)}"><h2>{html.escape(sec.title)}</h2>')
-        body.extend(_html_block(b) for b in sec.blocks)
-        body.append("</section>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
+    """One self-contained page: CSS inline, figures as base64 data URIs, nothing fetched from anywhere.
+    Folded sections (exploratory material) are collapsed in a ``<details>``, in their place."""
+    return _PAGE_TEMPLATE.render(title=title, sections=sections, css=_CSS)

@@ -1,4 +1,4 @@
-"""Statistics for comparing arms over seeds, each a thin wrapper around scipy.stats.
+"""Statistics for comparing arms over seeds, each a thin wrapper around scipy.stats (Holm: statsmodels).
 
 Seeds are few (3-10), so every helper degrades gracefully: fewer than two values or zero variance give NaN
 (or a zero-width interval) instead of an exception, and the caller reports "not enough data".
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -149,16 +150,12 @@ def prob_improvement(x, y, direction: str) -> float:
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm step-down adjusted p-values over one family; NaN entries are left out of the family."""
+    """Holm step-down adjusted p-values over one family (statsmodels); NaN entries are left out of it."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
-    valid = np.flatnonzero(np.isfinite(p))
-    m = valid.size
-    if m == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
-    scaled = (m - np.arange(m)) * p[order]
-    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    valid = np.isfinite(p)
+    if valid.any():
+        out[valid] = multipletests(p[valid], method="holm")[1]
     return out
 
 

@@ -18,11 +18,11 @@ from cyclegan.atomic import atomic_write_json
 from cyclegan.config import apply_overrides
 from harness.engine import store as engine_store
 from harness.engine.plan import unit_for
-from harness.engine.worker import run_unit
+from harness.engine.worker import WorkerOptions, run_unit
 from harness.errors import UserError
 from harness.sweep import study as S
 from harness.sweep.spec import SweepSpec
-from harness.sweep.worker import WorkerOptions, trial_config
+from harness.sweep.worker import trial_config
 
 CONFIRM_FILE = "confirm.json"
 
@@ -47,21 +47,30 @@ def best_trial(study: optuna.Study, directions: list[str]) -> optuna.trial.Froze
     return max(study.best_trials, key=lambda t: sign * t.values[0])
 
 
+def _show(value: Any) -> str:
+    """4 significant digits, still a TOML float (``10.0``, not ``10``)."""
+    if isinstance(value, float):
+        return repr(float(f"{value:.4g}"))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def override_line(overrides: dict[str, Any]) -> str:
-    """What to paste into a command (or a spec's [base]) to use the recommendation."""
+    """The recommendation as command-line options: ``--set k=v`` once per key, as the CLI takes them."""
+    return " ".join(f"--set {k}={_show(v)}" for k, v in overrides.items())
 
-    def show(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    return "--set " + " ".join(f"{k}={show(v)}" for k, v in overrides.items())
+def base_table(overrides: dict[str, Any]) -> str:
+    """The recommendation as a spec's ``[base]`` table."""
+    value = lambda v: f'"{v}"' if isinstance(v, str) else _show(v)  # noqa: E731
+    return "\n".join(["[base]", *(f'"{k}" = {value(v)}' for k, v in overrides.items())])
 
 
 def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, opts: WorkerOptions) -> dict:
     """Train best and default on k fresh seeds (resuming what exists); record confirm.json for the report."""
     best = best_trial(study, spec.directions)
     seeds = fresh_seeds(spec, k)
-    best_cfg = trial_config(spec, best.params, opts)
-    default_cfg = apply_overrides(trial_config(spec, best.params, opts), spec.default)
+    best_cfg = trial_config(spec, best.params)
+    default_cfg = apply_overrides(best_cfg, spec.default)
     record: dict[str, Any] = {
         "best_trial": best.number, "params": best.params,
         "overrides": S.params_to_overrides(spec, best.params), "default": spec.default, "seeds": seeds,
@@ -71,9 +80,7 @@ def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, 
         for seed in seeds:
             unit = unit_for(spec.name, arm, seed, cfg, store)
             opts.log(f"confirm {arm} seed {seed}: {unit.key}")
-            result = run_unit(
-                unit, opts.engine(), wandb={"job_type": arm, "config": {"trial_params": best.params}}
-            )
+            result = run_unit(unit, opts, wandb={"job_type": arm, "config": {"trial_params": best.params}})
             if result.status == "failed":
                 opts.log(f"confirm {unit.key} failed: {result.error}")
             record["runs"][arm].append(unit.key)

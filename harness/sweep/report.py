@@ -32,7 +32,7 @@ from harness.report.render import (
     to_html,
     to_markdown,
 )
-from harness.sweep.confirm import best_trial, override_line, read_confirmation
+from harness.sweep.confirm import base_table, best_trial, override_line, read_confirmation
 from harness.sweep.snapshot import read_snapshot, rebuild, write_snapshot
 
 TOP = 10  # rows of the best-trials table
@@ -41,7 +41,7 @@ MIN_SEEDS = 3  # fewer confirmation seeds per arm: intervals are shown, no bette
 
 def _storage_study(folder: Path, name: str, storage: str | None) -> optuna.Study | None:
     """The live study (journal file in the folder, or ``storage``), or None when it cannot be opened."""
-    from harness.sweep.study import open_storage
+    from harness.engine.queue import open_storage
 
     journal = folder / "queue.journal"
     if storage is None and not journal.is_file():
@@ -415,8 +415,9 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
             k: key for key, p in sweep["params"].items() for k in [key, *p["tie"]]
         }  # config key -> param
         overrides = {k: best.params[key] for k, key in source.items() if key in best.params}
-        rec.append(Text(f"Recommended (trial {best.number}); paste into a command or a spec's [base]:"))
+        rec.append(Text(f"Recommended (trial {best.number}); paste into a command, or into a spec:"))
         rec.append(Code(override_line(overrides)))
+        rec.append(Code(base_table(overrides)))
         edges = edge_notes(sweep["params"], best.params)
         if edges:
             rec.append(Bullets(edges))

@@ -1,26 +1,29 @@
-"""Start or continue a sweep: create the study once, raise its target, run local workers, then the report.
+"""Start or continue a sweep: create the study once and raise its target; join it as a worker.
 
-Local workers are processes (``harness sweep NAME --join``), not threads: training seeds torch's global RNG,
-so two trainings in one process would disturb each other. Worker ``i`` seeds its sampler with
-``sampler_seed + i``; a worker that joins from elsewhere without ``--index`` uses a number derived from its
-host and pid.
+Worker ``i`` seeds its sampler with ``sampler_seed + i``; a worker that joins from elsewhere without
+``--index`` uses a number derived from its host and pid.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 from cyclegan.atomic import atomic_write_json
 from harness.engine import store as engine_store
-from harness.engine.runner import child_env
+from harness.engine.queue import (
+    GRACE_SECONDS,
+    HEARTBEAT_SECONDS,
+    describe_storage,
+    journal_path,
+    open_storage,
+)
+from harness.engine.worker import WorkerOptions, work
 from harness.sweep import study as S
 from harness.sweep.spec import SweepSpec, base_config
-from harness.sweep.worker import WorkerOptions, run_worker
+from harness.sweep.worker import Search
 
 
 def default_index() -> int:
@@ -47,45 +50,15 @@ def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -
     return path
 
 
-def spawn_workers(
-    name: str, workers: int, *, store: Path, storage: str | None, preset: str | None, sets: list[str],
-    threads: int, wandb: str, heartbeat: tuple[int, int],
-) -> list[subprocess.Popen]:  # fmt: skip
-    """``workers`` processes joining the study; their output is prefixed by the worker index."""
-    procs = []
-    for i in range(workers):
-        cmd = [sys.executable, "-m", "harness", "sweep", name, "--join", "--index", str(i),
-               "--store", str(store),
-               "--threads", str(threads), "--wandb", wandb, "--heartbeat", str(heartbeat[0]),
-               "--grace", str(heartbeat[1])]  # fmt: skip
-        if storage:
-            cmd += ["--storage", storage]
-        if preset:
-            cmd += ["--preset", preset]
-        for s in sets:
-            cmd += ["--set", s]
-        procs.append(subprocess.Popen(cmd, env=child_env(threads)))
-    return procs
-
-
 def join(
-    spec: SweepSpec,
-    storage_url: str | None,
-    store: Path,
-    index: int,
-    heartbeat: tuple[int, int],
-    opts: WorkerOptions,
+    spec: SweepSpec, storage_url: str | None, heartbeat: tuple[int | None, int | None], opts: WorkerOptions
 ) -> dict[str, int]:
     """One worker: open the storage, load the study (never create it), work until the target is met.
-    ``heartbeat`` = (interval, grace period) in seconds, used by SQL storages."""
-    storage = S.open_storage(
-        storage_url,
-        S.journal_path(store, spec.name),
-        heartbeat_interval=heartbeat[0],
-        grace_period=heartbeat[1],
-    )
-    study = S.load_study(spec, storage, index)
-    return run_worker(S.adopt_recorded(spec, study), study, opts)
+    ``heartbeat`` = (interval, grace period) in seconds for SQL storages (None: the queue's defaults)."""
+    interval, grace = heartbeat[0] or HEARTBEAT_SECONDS, heartbeat[1] or GRACE_SECONDS
+    storage = open_storage(storage_url, journal_path(opts.store, spec.name), heartbeat=interval, grace=grace)
+    study = S.load_study(spec, storage, opts.index)
+    return work(study, Search(S.adopt_recorded(spec, study)), opts)
 
 
 def find_sweep(name: str) -> Path | None:
@@ -107,8 +80,8 @@ def find_sweep(name: str) -> Path | None:
 
 def prepare(spec: SweepSpec, storage_url: str | None, store: Path, add: int, command: str) -> tuple[Any, int]:
     """Create/load the study (before any parallel worker starts) and raise its target by ``add``."""
-    journal = S.journal_path(store, spec.name)
-    storage = S.open_storage(storage_url, journal)
+    journal = journal_path(store, spec.name)
+    storage = open_storage(storage_url, journal)
     study = S.create_or_load(spec, storage, S.worker_seed(spec, 0))
-    write_experiment(spec, store, S.describe_storage(storage_url, journal), command)
+    write_experiment(spec, store, describe_storage(storage_url, journal), command)
     return study, S.add_to_target(study, add)

@@ -1,4 +1,5 @@
-"""Sweep specs: a TOML file naming a search space over config keys, the objective(s) and the search budget.
+"""Sweep specs: a ``SpecBase`` (harness/engine/spec.py) plus a search space over config keys, the
+objective(s) and the search budget.
 
 Every problem is one line naming the spec file and the key, raised as ``UserError`` (exit 2), so a typo in a
 spec never starts a half-configured sweep. The format is documented in ``docs/sweeps.md``.
@@ -7,21 +8,19 @@ spec never starts a half-configured sweep. The format is documented in ``docs/sw
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cyclegan.config import PRESETS, Config, ConfigError, apply_overrides, resolve
-from harness.engine.spec import read_toml
+from cyclegan.config import Config, ConfigError, apply_overrides, resolve
+from harness.engine.spec import SpecBase, no_seed, read_base, read_toml, spec_error
 from harness.errors import UserError
 
 SAMPLERS = ("tpe", "random", "nsga2")
 PRUNERS = ("median", "hyperband", "threshold", "none")
 DIRECTIONS = ("maximize", "minimize")
 PARAM_TYPES = ("float", "int", "categorical")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_TOP_KEYS = {"name", "question", "kind", "preset", "base", "data", "seeds", "sweep", "params", "objectives"}
+_TOP_KEYS = ("name", "question", "kind", "preset", "base", "data", "seeds", "sweep", "params", "objectives")
 _SWEEP_KEYS = {
     "trials", "sampler", "sampler_seed", "pruner", "pruner_options", "confirm_seeds", "default",
 }  # fmt: skip
@@ -67,14 +66,9 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class SweepSpec:
-    name: str
-    question: str
-    path: Path
-    preset: str
-    base: dict[str, Any]
-    data: str
-    seeds: tuple[int, ...]  # every trial trains each seed; its value is the mean over seeds
+class SweepSpec(SpecBase):
+    """A validated sweep spec; every trial trains each of ``seeds`` and its value is the mean over them."""
+
     params: tuple[Param, ...]
     objectives: tuple[Objective, ...]
     trials: int
@@ -151,8 +145,7 @@ def load_spec(path: Path) -> SweepSpec:
     return parse_spec(read_toml(path), path)
 
 
-def _err(path: Path, key: str, msg: str) -> UserError:
-    return UserError(f"{path}: '{key}': {msg}")
+_err = spec_error
 
 
 def _get(
@@ -174,20 +167,10 @@ def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
 
 
-def _registry() -> Any:
-    """``cyclegan.metrics.registry``, or None while the evaluator is not installed."""
-    try:
-        from cyclegan.metrics import registry
-    except ImportError:  # pragma: no cover - the evaluator ships with the library
-        return None
-    return registry
-
-
 def _check_metric(spec_path: Path, where: str, metric: str, dataset: str) -> str | None:
     """The registry's direction for ``metric``; an error when the evaluator never reports it for the data."""
-    registry = _registry()
-    if registry is None:
-        return None
+    from cyclegan.metrics import registry
+
     names = registry.metric_names(dataset)
     if metric not in names:
         shown = ", ".join(n for n in names if n.count(".") < 2)
@@ -315,28 +298,8 @@ def _parse_params(raw: dict, path: Path) -> tuple[Param, ...]:
 
 def parse_spec(raw: dict[str, Any], path: Path) -> SweepSpec:
     """Validate a parsed TOML document; every error names ``path`` and the key."""
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise _err(path, sorted(unknown)[0], f"unknown key; valid: {', '.join(sorted(_TOP_KEYS))}")
+    common = read_base(raw, path, "sweep", _TOP_KEYS, data="", seeds=[0])
     sweep = _get(raw, "sweep", dict, path, "", {})
-    kind = _get(raw, "kind", str, path, "", "sweep" if "sweep" in raw else None)
-    if kind != "sweep":
-        raise _err(path, "kind", f'expected "sweep" (or a [sweep] table), got {kind!r}')
-    name = _get(raw, "name", str, path, "", path.stem)
-    if not _NAME.match(name):
-        raise _err(path, "name", f"{name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
-    question = _get(raw, "question", str, path, "", "")
-    preset = _get(raw, "preset", str, path, "", "cpu")
-    if preset not in PRESETS:
-        raise _err(path, "preset", f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    base = dict(_get(raw, "base", dict, path, "", {}))
-    data = _get(raw, "data", str, path, "", "")
-    seeds = _get(raw, "seeds", (list, int), path, "", [0])
-    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise _err(path, "seeds", "expected a count (e.g. 2) or a list of non-negative integers")
-    if len(set(seeds)) != len(seeds):
-        raise _err(path, "seeds", "a seed appears twice")
     unknown = set(sweep) - _SWEEP_KEYS
     if unknown:
         raise _err(
@@ -370,17 +333,17 @@ def parse_spec(raw: dict[str, Any], path: Path) -> SweepSpec:
     confirm = _get(sweep, "confirm_seeds", int, path, "sweep.", 0)
     if confirm < 0:
         raise _err(path, "sweep.confirm_seeds", f"expected 0 (off) or more, got {confirm}")
-    dataset = data or str(base.get("data.dataset", "")) or resolve(preset).data.dataset
+    base, preset = common["base"], common["preset"]
+    dataset = common["data"] or str(base.get("data.dataset", "")) or resolve(preset).data.dataset
     objectives = _parse_objectives(raw, path, dataset)
     params = _parse_params(raw, path)
     default = dict(_get(sweep, "default", dict, path, "sweep.", {}))
     if not default:
         default = {k: v for k, v in PAPER_DEFAULT.items() if k in {k for p in params for k in p.keys}}
     spec = SweepSpec(
-        name=name, question=question, path=path, preset=preset, base=base, data=data, seeds=tuple(seeds),
-        params=params, objectives=objectives, trials=trials, sampler=sampler, sampler_seed=sampler_seed,
-        pruner="none" if len(objectives) > 1 else pruner, pruner_options=options, confirm_seeds=confirm,
-        default=default,
+        **common, params=params, objectives=objectives, trials=trials, sampler=sampler,
+        sampler_seed=sampler_seed, pruner="none" if len(objectives) > 1 else pruner,
+        pruner_options=options, confirm_seeds=confirm, default=default,
     )  # fmt: skip
     _check_config(spec, "base")
     return spec
@@ -395,12 +358,9 @@ def _check_config(spec: SweepSpec, where: str) -> None:
             raise _err(
                 path, f"{where}.{key}" if where == "base" else where, f"'{key}' is swept; drop it here"
             )
-        if key == "train.seed":
-            raise _err(path, f"{where}.{key}" if where == "base" else where, "seeds are set by 'seeds'")
     base = base_config(spec)
     for p in spec.params:
-        if "train.seed" in p.keys:
-            raise _err(path, "params.train.seed", "seeds are set by 'seeds', not searched")
+        no_seed(f"{path}: params.{p.key}", p.keys)
         values = list(p.choices) if p.type == "categorical" else [p.low, p.high]
         for k in p.keys:
             for v in values:

@@ -1,8 +1,5 @@
-"""The Optuna side of a sweep: storage, sampler, pruner, the study, and how many trials are still owed.
-
-Storage: a journal file (``runs/<sweep>/queue.journal``) on one machine; PostgreSQL (or another SQL URL) for
-several, with heartbeats so a trial whose worker died is failed and re-queued by a live worker. SQLite is
-refused for parallel workers (its write lock serialises them and concurrent schema creation can crash).
+"""The Optuna side of a sweep: sampler, pruner, the study, and how many trials are still owed (its storage,
+heartbeats, retries and reaping are the engine queue's: harness/engine/queue.py).
 
 Trial count: the study records a target (user attr ``target_trials``); a worker only starts a trial while the
 trials that count (finished, pruned, running or queued) are below it, and gives back a trial that a race
@@ -13,76 +10,17 @@ retried trial counts once because its dead original is FAIL.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.engine.queue import sql_url, worker_alive
+from harness.engine.queue import SURPLUS
 from harness.errors import UserError
 from harness.sweep.spec import SweepSpec, base_config
 
-HEARTBEAT_INTERVAL = 20  # seconds between a running trial's heartbeats on SQL storages
-GRACE_PERIOD = 60  # a trial without a heartbeat for this long is failed and re-queued
-MAX_RETRY = 3  # re-queues of one trial (a trial that kills its worker every time must stop somewhere)
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-SURPLUS = "surplus"
-
-
-def journal_path(store: Path, name: str) -> Path:
-    return store / name / "queue.journal"
-
-
-def open_storage(
-    url: str | None,
-    journal: Path,
-    *,
-    heartbeat_interval: int = HEARTBEAT_INTERVAL,
-    grace_period: int = GRACE_PERIOD,
-    parallel: bool = True,
-) -> optuna.storages.BaseStorage:
-    """A journal file when ``url`` is None, else an RDB storage with heartbeats and stale-trial retry."""
-    if url is None:
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(journal))
-        return optuna.storages.JournalStorage(backend)
-    if url.startswith("sqlite") and parallel:
-        raise UserError(
-            f"--storage {url}: SQLite cannot serve parallel workers; use the default journal file on one "
-            "machine or postgresql://user@host/db for several"
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(
-                sql_url(url),
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRY
-                ),
-            )
-        except ImportError as exc:
-            raise UserError(
-                f"--storage {url}: database driver missing ({exc}); pip install psycopg2-binary"
-            ) from None
-        except Exception as exc:  # sqlalchemy's OperationalError and friends: a bad URL or a server down
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"--storage {url}: cannot open the database: {first}") from None
-
-
-def describe_storage(url: str | None, journal: Path) -> str:
-    """The storage for messages and reports, without a password."""
-    if url is None:
-        return str(journal)
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
 
 
 def worker_seed(spec: SweepSpec, worker_index: int, existing: int = 0) -> int:
@@ -114,15 +52,11 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.ThresholdPruner(**opts)
 
 
-def study_name(spec: SweepSpec) -> str:
-    return spec.name
-
-
 def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
     """Create the study once (before any parallel worker starts), or load it; refuse a changed objective."""
     sampler, pruner = make_sampler(spec, seed), make_pruner(spec)
     study = optuna.create_study(
-        storage=storage, study_name=study_name(spec), sampler=sampler, pruner=pruner,
+        storage=storage, study_name=spec.name, sampler=sampler, pruner=pruner,
         directions=spec.directions, load_if_exists=True,
     )  # fmt: skip
     recorded = study.user_attrs.get("spec")
@@ -131,6 +65,7 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: 
         "base_config": base_config(spec).digest(),
         "preset": spec.preset,
         "base": spec.base,
+        "path": str(spec.path),
     }
     if recorded is None:
         study.set_user_attr("spec", mine)
@@ -152,7 +87,7 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: 
 def load_study(spec: SweepSpec, storage: optuna.storages.BaseStorage, worker_index: int) -> optuna.Study:
     """A worker joins an existing study (created by ``harness sweep``); it never creates one."""
     try:
-        study = optuna.load_study(study_name=study_name(spec), storage=storage, pruner=make_pruner(spec))
+        study = optuna.load_study(study_name=spec.name, storage=storage, pruner=make_pruner(spec))
     except KeyError:
         raise UserError(
             f"no study '{spec.name}' in the storage; start it with `harness sweep {spec.name} --storage ...`"
@@ -206,29 +141,6 @@ def is_surplus(study: optuna.Study, number: int) -> bool:
     """True when the trials before ``number`` already fill the target (a race between two workers)."""
     before = [t for t in live(study.get_trials(deepcopy=False)) if t.number < number]
     return len(before) >= target(study)
-
-
-def fail_dead(study: optuna.Study) -> list[int]:
-    """Fail and re-queue trials whose worker is gone: heartbeats on SQL, the worker's pid on a journal."""
-    storage = study._storage  # noqa: SLF001 - Optuna exposes no public accessor
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if isinstance(storage, optuna.storages.RDBStorage):
-            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-            optuna.storages.fail_stale_trials(study)
-            now = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-            return sorted(before - now)
-        failed = []
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = t.user_attrs.get("worker")
-            if worker and not worker_alive(worker, t.user_attrs.get("heartbeat")):
-                try:
-                    study.tell(t.number, state=TrialState.FAIL)
-                except (RuntimeError, ValueError):
-                    continue  # another worker got there first
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, t)
-                failed.append(t.number)
-        return failed
 
 
 def unit_number(trial: optuna.trial.BaseTrial) -> int:
