@@ -58,8 +58,10 @@ def _absent(cfg) -> str | None:
 
     d = cfg.data
     if d.dataset.startswith("synth:"):
-        folder = data_home() / "synth" / folder_name(
-            d.dataset.removeprefix("synth:"), d.synth_size, d.synth_n_train, d.synth_n_test, 0
+        folder = (
+            data_home()
+            / "synth"
+            / folder_name(d.dataset.removeprefix("synth:"), d.synth_size, d.synth_n_train, d.synth_n_test, 0)
         )
         return None if folder.is_dir() else f"the runs' data set {d.dataset} is not at {folder}"
     return None  # folder data: a missing folder raises DataError with its own message
