@@ -112,7 +112,7 @@ def test_report_reference_rows_and_read_first(photo_evaluator: Evaluator, tmp_pa
         configs=dict.fromkeys(names, flat_cfg),
     )
     sections = reference_sections(store)
-    assert [s.title for s in sections] == ["Read first", "Reference rows"]
+    assert [s.title for s in sections] == ["Not discriminative on this data set", "Reference rows"]
     warning = sections[0].blocks[0].text
     assert "translation_AtoB (noise, flat, blur score as well as the median trained run)" in warning
     assert "kid_AtoB" not in warning

@@ -457,8 +457,8 @@ def build_report(
         (out / name).unlink(missing_ok=True)
     an = analyse(st, min_effect=min_effect, n_resamples=n_resamples, seed=seed)
     sections = [
-        *reference_sections(st),
         _question(st, an),
+        *reference_sections(st),
         _setup(st),
         _headline(st, an, out),
         *_comparison(st, an),

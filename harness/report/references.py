@@ -3,7 +3,7 @@
 For every metric the report shows what doing nothing, the oracle (real target-domain test images) and the
 degenerate outputs (uniform noise, flat mean colour, heavy blur of the input) score on the same test set.
 A metric that scores any degenerate output as well as the median trained run is "not discriminative on this
-data set": it cannot tell a trained generator from garbage here, and the report says so at the top.
+data set": it cannot tell a trained generator from garbage here, and the report says so right under its verdict.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def _small_sample(store: Store, prov: dict[str, Any]) -> list[str]:
 
 
 def reference_sections(store: Store) -> list[Section]:
-    """'Read first' (only when a metric is not discriminative) and 'Reference rows'; or a line saying why
-    there are no reference rows. Meant to open the report."""
+    """'Not discriminative on this data set' (only when a metric is) and 'Reference rows'; or a line saying
+    why there are no reference rows. Placed right under the question and verdict."""
     from cyclegan.errors import ConfigError, DataError
     from cyclegan.metrics import REGISTRY
 
@@ -160,7 +160,7 @@ def reference_sections(store: Store) -> list[Section]:
     top = []
     if flagged:
         warning = "Not discriminative on this data set, so no verdict may rest on them: " + "; ".join(flagged)
-        top = [Section("Read first", [Text(warning + ".", bold=True)])]
+        top = [Section("Not discriminative on this data set", [Text(warning + ".", bold=True)])]
     blocks = [Bullets(facts), Table(pd.DataFrame(rows), caption="reference rows (same test set as the runs)")]
     health = _noise_or_flat_runs(store)
     blocks.append(Bullets(health) if health else Text("No run's outputs look like noise or one flat colour."))
