@@ -107,8 +107,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    n_test: int = _knob(100, "held-out test images per direction used by every metric", lo=1, hi=100000)
-    inception_weights: str = _knob("", "path to Inception-v3 weights; FID/KID-Inception only when given")
+    n_test: int = _knob(
+        0, "held-out test images per direction used by every metric (0 = all of them)", lo=0, hi=100000
+    )
+    inception_weights: str = _knob(
+        "",
+        "FID Inception weights file (torch-fidelity format); empty = the copy `harness models download "
+        "fid-inception` made, when present; FID/KID-Inception are None without weights",
+    )
     n_samples: int = _knob(8, "fixed test images per direction shown in sample grids", lo=0, hi=256)
 
 
@@ -249,7 +255,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.log_every": 50,
         "train.eval_every": 1000,  # one mid-run and one final eval: evaluation stays under 2 % of a run
         "train.checkpoint_every": 500,
-        "eval.n_test": 100,
     },
     # `make demo`: a whole ablation (2 arms x 3 seeds) in about two minutes on 2 cores, at 32 px.
     "demo": {
@@ -268,7 +273,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.log_every": 10,
         "train.eval_every": 200,
         "train.checkpoint_every": 200,
-        "eval.n_test": 50,
         "eval.n_samples": 6,
     },
     "smoke": {
@@ -288,7 +292,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.log_every": 2,
         "train.eval_every": 6,
         "train.checkpoint_every": 6,
-        "eval.n_test": 8,
         "eval.n_samples": 2,
     },
 }

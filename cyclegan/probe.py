@@ -8,6 +8,7 @@ and value in [0.1, 0.8] - brown is a dark, moderately saturated orange; bright o
 from __future__ import annotations
 
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 BROWN_HUE = (10.0, 50.0)  # degrees
 BROWN_MIN_SAT = 0.2
@@ -56,3 +57,43 @@ def change_report(inputs: torch.Tensor, outputs: torch.Tensor) -> list[dict]:
             }
         )
     return rows
+
+
+PANEL_MIN, PANEL_MAX = 192, 512  # panel heights in the grid: small images enlarged, big ones reduced
+FONT_SIZE = 16
+
+
+def _panel(img: Image.Image) -> Image.Image:
+    """Enlarge small images by a whole factor (nearest: pixels stay visible), reduce big ones (bicubic)."""
+    h = img.height
+    if h < PANEL_MIN:
+        k = -(-PANEL_MIN // h)
+        return img.resize((img.width * k, h * k), Image.NEAREST)
+    if h > PANEL_MAX:
+        return img.resize((max(1, round(img.width * PANEL_MAX / h)), PANEL_MAX), Image.BICUBIC)
+    return img
+
+
+def labelled_grid(rows: list[tuple[str, list[Image.Image]]], headers: list[str]) -> Image.Image:
+    """One row per (caption, panels); a header line names the columns, a caption line sits above each row.
+    Panels are shown at a size read at 100 % zoom: at least 192 and at most 512 pixels high."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    line, gap = FONT_SIZE + 8, 8
+    rows = [(caption, [_panel(p) for p in panels]) for caption, panels in rows]
+    n_cols = len(headers)
+    widths = [max(panels[c].width for _, panels in rows) for c in range(n_cols)]
+    heights = [max(p.height for p in panels) for _, panels in rows]
+    width = sum(widths) + gap * (n_cols + 1)
+    height = line + sum(line + h + gap for h in heights) + gap
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    xs = [gap + sum(widths[:c]) + gap * c for c in range(n_cols)]
+    for x, header in zip(xs, headers, strict=True):
+        draw.text((x, 4), header, fill="black", font=font)
+    y = line
+    for (caption, panels), h in zip(rows, heights, strict=True):
+        draw.text((gap, y + 4), caption, fill="black", font=font)
+        for x, panel in zip(xs, panels, strict=True):
+            canvas.paste(panel, (x, y + line))
+        y += line + h + gap
+    return canvas

@@ -36,17 +36,6 @@ SpecPresetOpt = Annotated[
     str | None,
     typer.Option("--preset", callback=_known_preset, help=f"Instead of the spec's: {', '.join(PRESETS)}."),
 ]
-GeneratorPresetOpt = Annotated[
-    str,
-    typer.Option(
-        "--preset",
-        callback=_known_preset,
-        show_default=False,
-        help="Only for a bare reference generator: its preprocessing (load and crop size) comes from this "
-        "preset (default paper). A harness checkpoint uses the config it was trained with and ignores "
-        "--preset and --set.",
-    ),
-]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(

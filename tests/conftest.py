@@ -29,3 +29,11 @@ def make_folder_dataset(root: Path, n: int = 6, size: int = 20, seed: int = 0) -
 @pytest.fixture
 def folder_dataset(tmp_path: Path) -> Path:
     return make_folder_dataset(tmp_path / "ds")
+
+
+@pytest.fixture(scope="session")
+def photo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real-photo grass2gravel set (60 + 60 train, 12 + 12 test patches of 64 px), built once."""
+    from cyclegan.data.photos import build_photo_set
+
+    return build_photo_set(tmp_path_factory.mktemp("photos") / "grass2gravel")

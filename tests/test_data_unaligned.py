@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_folder_dataset
 
 from cyclegan.config import resolve
 from cyclegan.data.sources import DataError, resolve_domains
 from cyclegan.data.unaligned import UnalignedDataset, epoch_batches
 from cyclegan.train import Callbacks, train
+from tests.conftest import make_folder_dataset
 
 
 def dataset_for(root: Path, seed: int = 0) -> UnalignedDataset:

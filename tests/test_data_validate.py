@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_folder_dataset
 from PIL import Image
 
 from cyclegan.config import resolve
 from cyclegan.data.sources import DataError, resolve_domains
 from cyclegan.data.validate import check_data, scan
 from harness.cli import main
+from tests.conftest import make_folder_dataset
 
 HARNESS = [sys.executable, "-m", "harness"]
 

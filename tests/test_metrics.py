@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.config import ConfigError, resolve
+from cyclegan.config import resolve
 from cyclegan.metrics import REGISTRY, Evaluator, health, metric_names, pixels, primary_metric
 from cyclegan.metrics.kid import kid
 from cyclegan.model import CycleGAN
@@ -106,17 +106,6 @@ def test_kid_of_a_set_against_itself_is_zero_and_grows_with_distortion() -> None
     values = [kid(x, y + shift)[0] for shift in (0.25, 0.5, 1.0)]
     assert values[0] > same + 2 * same_std
     assert values[0] < values[1] < values[2]
-
-
-def test_inception_needs_a_weights_file(tmp_path: Path) -> None:
-    from cyclegan.metrics.inception import load_inception
-
-    with pytest.raises(ConfigError, match="eval.inception_weights: file not found"):
-        load_inception(tmp_path / "missing.pth")
-    bad = tmp_path / "bad.pth"
-    torch.save({"conv.weight": torch.zeros(1)}, bad)
-    with pytest.raises(ConfigError, match="not an Inception-v3 state dict"):
-        load_inception(bad)
 
 
 # ------------------------------------------------------------------------------------------------- registry
@@ -236,7 +225,7 @@ def test_zebra_reference_points(zebra_evaluator: Evaluator) -> None:
         assert oracle[f"zebra.stripe_AtoB.{coat}"] > 0.8 and abs(nothing[f"zebra.stripe_AtoB.{coat}"]) < 0.05
     assert nothing["zebra.background_AtoB"] == 0.0 and oracle["zebra.background_AtoB"] == 0.0
     assert oracle["zebra.shape_iou_AtoB"] > 0.97 and nothing["zebra.shape_iou_AtoB"] > 0.97
-    assert nothing["translation_AtoB"] < 0.05 and oracle["translation_AtoB"] > 0.95
+    assert nothing["translation_AtoB"] < 0.06 and oracle["translation_AtoB"] > 0.95  # 3 of 60 at most
     assert abs(oracle["kid_AtoB"]) < oracle["kid_AtoB_std"]  # the real set against itself: about 0
     assert nothing["kid_AtoB"] > 5 * oracle["kid_AtoB_std"]
     assert nothing["color_dist_AtoB"] == 0.0 and oracle["color_dist_AtoB"] > 0.0
@@ -310,24 +299,10 @@ def test_evaluator_on_a_folder_data_set(tmp_path: Path) -> None:
     assert ev.task is None and len(ev.test_A) == 10
     assert ev.classifier_accuracy >= 0.95  # reddish vs bluish noise
     refs = ev.reference_points()
-    assert refs["oracle"] is None and refs["do_nothing"]["translation_AtoB"] <= 0.05
+    assert refs["do_nothing"]["translation_AtoB"] <= 0.05 and refs["oracle"]["translation_AtoB"] >= 0.95
+    assert refs["oracle"]["cycle_l1_A"] is None
+    for kind in ("noise", "flat", "blur"):  # the three-way classifier does not call degenerate outputs B
+        assert refs[kind]["translation_AtoB"] <= 0.2, kind
     metrics = ev(CycleGAN(cfg))
     assert set(metrics) == set(metric_names(str(root)))
     assert list((root / ".harness-cache").glob("classifier-*.pt"))
-
-
-def test_fid_known_answer_and_inception_loads_a_users_file(tmp_path: Path) -> None:
-    from torchvision.models import inception_v3
-
-    from cyclegan.metrics.inception import fid, inception_features, load_inception
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4000, 3))
-    # same Gaussians -> ~0; mean shifted by (1, 2, 0) with identity covariances -> |mu|^2 = 5
-    assert abs(fid(x, rng.normal(size=(4000, 3)))) < 0.05
-    assert abs(fid(x, rng.normal(size=(4000, 3)) + [1.0, 2.0, 0.0]) - 5.0) < 0.2
-    path = tmp_path / "inception.pth"  # stands in for the user's file (the path is what is under test)
-    torch.save(inception_v3(weights=None, aux_logits=False, init_weights=False).state_dict(), path)
-    net = load_inception(path)
-    feats = inception_features(net, torch.zeros(2, 3, 32, 32))
-    assert feats.shape == (2, 2048) and np.isfinite(feats).all()

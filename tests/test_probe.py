@@ -82,8 +82,13 @@ def test_cli_probe_writes_table_grid_and_json(smoke_checkpoint: Path, tmp_path: 
     assert first["brown_share"] == 1.0 and first["change_other"] is None and first["change_brown"] > 0
     assert second["brown_share"] == 0.0 and second["change_brown"] is None and second["change"] > 0
     assert report["brownish"]["hue_deg"] == [10.0, 50.0]
-    size = resolve("smoke").data.crop_size
-    assert Image.open(out / "ood-grid.png").size == (2 * (size + 1) + 1, 3 * (size + 1) + 1)
+    assert [im["size"] for im in report["images"]] == [[32, 40], [16, 16]]  # whole images, sides 4k
+    # panels enlarged by whole factors to >= 192 px high (brown x5: 160 x 200, blue x12: 192 x 192), three
+    # columns of the widest panel, a header line and a caption line per row (24 px each), 8 px gaps
+    assert Image.open(out / "ood-grid.png").size == (
+        3 * 192 + 4 * 8,
+        24 + (24 + 200 + 8) + (24 + 192 + 8) + 8,
+    )
 
 
 def test_cli_probe_missing_image_exit_2(smoke_checkpoint: Path, tmp_path: Path) -> None:
@@ -101,5 +106,5 @@ def test_cli_probe_missing_image_exit_2(smoke_checkpoint: Path, tmp_path: Path) 
     ]
     proc = subprocess.run(args, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: image not found: {tmp_path / 'cat.png'}"]
+    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'cat.png'}: not found"]
     assert not out.exists()

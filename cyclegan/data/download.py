@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from cyclegan.atomic import atomic_write, temp_dir
-from cyclegan.data.catalogue import DATASETS, MODELS, NOT_REDISTRIBUTABLE, dataset_url, model_url
+from cyclegan.data.catalogue import DATASETS, MODELS, NOT_REDISTRIBUTABLE, base_url, dataset_url, model_url
 from cyclegan.data.sources import DataError, data_home
 
 if TYPE_CHECKING:
@@ -229,4 +229,31 @@ def download_model(
     state = drop_stale_norm_stats(state)
     atomic_write(target, lambda f: torch.save(state, f))
     raw.unlink()
+    return Fetched(target, url, downloaded=True, bytes_fetched=received)
+
+
+def download_fid_inception(
+    root: Path | None = None, base: str | None = None, sha256: str | None = None, show_progress: bool = True
+) -> Fetched:
+    """The FID Inception weights (torch-fidelity's release file), resumable, verified by a strict safe load
+    into the architecture and, given ``sha256``, by that hash; the hash of what was verified is kept beside
+    the file (``.sha256``) so a later change is noticed before the file is used."""
+    from cyclegan.metrics import inception
+
+    root = Path(root) if root else models_home()
+    target = root / inception.WEIGHTS_FILE
+    url = f"{base_url(base)}/{inception.WEIGHTS_FILE}" if base else inception.DEFAULT_URL
+    if inception.available(target) is not None:
+        return Fetched(target, url, downloaded=False)
+    raw = root / f"{inception.WEIGHTS_FILE}.download"
+    received = fetch(url, raw, show_progress)
+    try:
+        digest = inception.verify_weights(raw)
+        if sha256 is not None and digest != sha256.lower():
+            raise inception.WeightsError(f"sha256 {digest} of {url} is not the expected {sha256.lower()}")
+    except inception.WeightsError as exc:
+        raw.unlink(missing_ok=True)
+        raise DownloadError(f"{exc}; deleted it, nothing saved") from None
+    raw.replace(target)
+    atomic_write(inception.sidecar(target), lambda f: f.write(f"{digest}  {target.name}\n".encode()))
     return Fetched(target, url, downloaded=True, bytes_fetched=received)

@@ -22,18 +22,17 @@ from torchvision.utils import make_grid, save_image
 
 from cyclegan import synth
 from cyclegan.atomic import atomic_write, atomic_write_json
-from cyclegan.config import Config, DataConfig
+from cyclegan.config import Config, ConfigError, DataConfig
 from cyclegan.data.images import load_rgb
 from cyclegan.data.sources import DataError, Domains, data_home, resolve_domains
 from cyclegan.data.transforms import preprocess
 from cyclegan.metrics import classifier as clf
-from cyclegan.metrics import pixels
-from cyclegan.metrics.inception import fid, inception_features, load_inception
+from cyclegan.metrics import degenerate, inception, pixels
 from cyclegan.metrics.kid import kid
 from cyclegan.metrics.registry import synth_task
 
 Value = float | None
-VERSION = 2  # bump when a metric's computation changes: cached reference points then recompute
+VERSION = 3  # bump when a metric's computation changes: cached reference points then recompute
 
 
 def load_images(paths: list[Path], cfg: DataConfig, size: int | None = None) -> torch.Tensor:
@@ -83,7 +82,7 @@ class Evaluator:
             raise DataError(
                 f"evaluation needs held-out test images: no testA/ or testB/ images under {where}"
             )
-        n = min(cfg.eval.n_test, len(domains.test_A), len(domains.test_B))
+        n = cfg.eval.n_test or None  # 0: every test image of each side
         self.test_A = load_images(domains.test_A[:n], cfg.data)
         self.test_B = load_images(domains.test_B[:n], cfg.data)
         self.task = synth_task(cfg.data.dataset) if domains.root is not None and not cfg.data.dir_A else None
@@ -94,7 +93,7 @@ class Evaluator:
         res = clf.resolution(cfg.data.crop_size)
         self.key = clf.cache_key(dataset_id, pre, res)
         self.cache_dir = self._cache_dir(domains.root)
-        self.classifier, self.classifier_accuracy = clf.load_or_train(
+        self.classifier, self.classifier_facts = clf.load_or_train(
             self.cache_dir / f"classifier-{self.key}.pt",
             lambda: load_images(domains.train_A[: clf.MAX_TRAIN], cfg.data, res),
             lambda: load_images(domains.train_B[: clf.MAX_TRAIN], cfg.data, res),
@@ -107,15 +106,42 @@ class Evaluator:
         # fixed per data set, so every run's KID uses the same scale.
         self.feat_mean, self.feat_std = real.mean(0), real.std(0).clamp_min(1e-6)
         self.feat_A, self.feat_B = self._features(self.test_A), self._features(self.test_B)
-        self.inception = None
-        if cfg.eval.inception_weights:
-            self.inception = load_inception(cfg.eval.inception_weights).to(self.device)
-            self.inc_A = inception_features(self.inception, self.test_A)
-            self.inc_B = inception_features(self.inception, self.test_B)
+        self.classifier_accuracy = self.classifier_facts["accuracy"]
+        self.inception, self.inception_id = self._inception(cfg.eval.inception_weights)
+        if self.inception is not None:
+            self.inc_A = inception.features(self.inception, self.test_A)
+            self.inc_B = inception.features(self.inception, self.test_B)
         if self.task:
-            self._load_synth_meta(domains.root, n)
+            self._load_synth_meta(domains.root, len(self.test_A))
 
     # --- set-up -------------------------------------------------------------------------------------------
+    def _inception(self, explicit: str) -> tuple[torch.nn.Module | None, str]:
+        """(FID Inception network or None, the weights' sha256 or 'none'): the user's file when given (checked
+        now), else the downloaded copy when present (checked against its recorded hash)."""
+        try:
+            if explicit:
+                digest, path = inception.verify_weights(Path(explicit)), Path(explicit)
+            else:
+                path = inception.available()
+                digest = inception.sidecar(path).read_text().split()[0] if path else "none"
+        except inception.WeightsError as exc:
+            raise ConfigError(f"eval.inception_weights: {exc}") from None
+        if path is None:
+            return None, digest
+        return inception.load_network(path).to(self.device), digest
+
+    def provenance(self) -> dict:
+        """Which networks and how many images produced the numbers (for reports beside them)."""
+        return {
+            "n_test_A": len(self.test_A),
+            "n_test_B": len(self.test_B),
+            "fid_network": inception.NETWORK if self.inception is not None else None,
+            "fid_weights_sha256": None if self.inception is None else self.inception_id,
+            "classifier": clf.DESCRIPTION,
+            "classifier_accuracy": self.classifier_accuracy,
+            "classifier_rejection": self.classifier_facts["rejection"],
+        }
+
     @staticmethod
     def _cache_dir(root: Path | None) -> Path:
         """Under the data set's folder when writable (it travels with the data), else under $HARNESS_DATA."""
@@ -169,21 +195,26 @@ class Evaluator:
         m: dict[str, Value] = {"classifier_accuracy": self.classifier_accuracy}
         pairs = (("AtoB", self.test_A, fake_B, self.feat_B), ("BtoA", self.test_B, fake_A, self.feat_A))
         for d, src, out, real_feats in pairs:
-            feats, p_B = self.classifier.embed(out)
-            hit = p_B >= 0.5 if d == "AtoB" else p_B < 0.5
-            m[f"translation_{d}"] = float(hit.float().mean())
+            feats, cls = self.classifier.embed(out)
+            m[f"translation_{d}"] = float(
+                (cls == (clf.CLASS_B if d == "AtoB" else clf.CLASS_A)).float().mean()
+            )
             feats = ((feats - self.feat_mean) / self.feat_std).numpy()
             m[f"kid_{d}"], m[f"kid_{d}_std"] = kid(feats, real_feats)
             m[f"color_dist_{d}"] = float(
                 pixels.color_distance(pixels.to_unit(src), pixels.to_unit(out)).mean()
             )
             m[f"spread_ratio_{d}"] = pixels.spread(out) / max(pixels.spread(src), 1e-12)
-            m[f"fid_inception_{d}"] = m[f"kid_inception_{d}"] = None
+            target = self.test_B if d == "AtoB" else self.test_A
+            m[f"hf_ratio_{d}"] = _mean(pixels.high_frequency(pixels.to_unit(out))) / max(
+                _mean(pixels.high_frequency(pixels.to_unit(target))), 1e-12
+            )
+            m[f"fid_inception_{d}"] = m[f"kid_inception_{d}"] = m[f"kid_inception_{d}_std"] = None
             if self.inception is not None:
-                f = inception_features(self.inception, out)
+                f = inception.features(self.inception, out)
                 real = self.inc_B if d == "AtoB" else self.inc_A
-                m[f"fid_inception_{d}"] = fid(f, real)
-                m[f"kid_inception_{d}"] = kid(f, real)[0]
+                m[f"fid_inception_{d}"] = inception.fid(f, real)
+                m[f"kid_inception_{d}"], m[f"kid_inception_{d}_std"] = inception.kid(f, real)
         for x, rec, real in (("A", rec_A, self.test_A), ("B", rec_B, self.test_B)):
             m[f"cycle_l1_{x}"] = (
                 None if rec is None else float(pixels.l1(pixels.to_unit(rec), pixels.to_unit(real)).mean())
@@ -235,19 +266,25 @@ class Evaluator:
         return m
 
     # --- reference points and pictures --------------------------------------------------------------------
-    def reference_points(self) -> dict[str, dict[str, Value] | None]:
-        """``do_nothing`` (output = input) and, for synthetic tasks, ``oracle`` (output = the exact target of
-        the same scene); computed once per data set and test size and cached next to the classifier."""
-        inc = self.cfg.eval.inception_weights
-        path = self.cache_dir / f"reference-v{VERSION}-{self.key}-n{len(self.test_A)}.json"
-        if path.is_file() and not inc:
+    def reference_points(self) -> dict[str, dict[str, Value]]:
+        """Every metric for outputs no trained run should beat or lose to: ``do_nothing`` (output = input),
+        ``oracle`` (output = a real target-domain test image: for synthetic tasks the same scene's exact
+        target), and each degenerate kind of the input (``noise``, ``flat``, ``blur``). Computed once per data
+        set, test set and FID network, cached next to the classifier."""
+        tag = f"{self.key}-n{len(self.test_A)}x{len(self.test_B)}-{self.inception_id[:12]}"
+        path = self.cache_dir / f"reference-v{VERSION}-{tag}.json"
+        if path.is_file():
             return json.loads(path.read_text())
-        points: dict[str, dict[str, Value] | None] = {
-            "do_nothing": self.score(self.test_A, self.test_B, self.test_A, self.test_B),
-            "oracle": self.score(self.test_B, self.test_A) if self.task else None,
+        a, b = self.test_A, self.test_B
+        points = {
+            "do_nothing": self.score(a, b, a, b),
+            "oracle": self.score(b[torch.arange(len(a)) % len(b)], a[torch.arange(len(b)) % len(a)]),
         }
-        if not inc:  # the Inception file is the user's and may change under the same path
-            atomic_write_json(path, points)
+        for i, kind in enumerate(degenerate.KINDS):
+            points[kind] = self.score(
+                degenerate.degenerate(kind, a, 2 * i), degenerate.degenerate(kind, b, 2 * i + 1)
+            )
+        atomic_write_json(path, points)
         return points
 
     @torch.no_grad()

@@ -9,6 +9,10 @@ import numpy as np
 EMA_ALPHA = 0.2  # smoothing of the logged losses (about a 9-record window)
 COLLAPSE_RATIO = 0.1  # outputs varying less than this share of the inputs' variance = collapse
 DIVERGE_FACTOR = 3.0
+# Outputs with more than twice the target domain's high-frequency energy look like noise (uniform noise has
+# 2.6x grass's and 4x gravel's on the real-photo set); under a tenth of it, like one flat colour or a heavy
+# blur (those measure 0 and 0.04x).
+NOISE_HF_RATIO, FLAT_HF_RATIO = 2.0, 0.1
 
 
 def ema(values: np.ndarray, alpha: float = EMA_ALPHA) -> np.ndarray:
@@ -40,7 +44,9 @@ def health(loss_records: list[dict], metrics: dict | None = None) -> dict:
     - ``diverged``: a non-finite loss, or the smoothed total generator objective over the last 10% of the
       records above ``DIVERGE_FACTOR`` x its median over the run;
     - ``collapsed``: spread_ratio_AtoB or spread_ratio_BtoA (from the Evaluator) below ``COLLAPSE_RATIO``;
-      None when ``metrics`` lacks them.
+      None when ``metrics`` lacks them;
+    - ``noise_like`` / ``flat_like``: hf_ratio_AtoB or hf_ratio_BtoA above ``NOISE_HF_RATIO`` / below
+      ``FLAT_HF_RATIO`` (outputs' high-frequency energy against the target domain's); None without them.
     """
     records = _last_per_iteration(loss_records)
     names = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
@@ -58,4 +64,8 @@ def health(loss_records: list[dict], metrics: dict | None = None) -> dict:
     ratios = [(metrics or {}).get(f"spread_ratio_{d}") for d in ("AtoB", "BtoA")]
     ratios = [r for r in ratios if r is not None and not math.isnan(r)]
     out["collapsed"] = bool(min(ratios) < COLLAPSE_RATIO) if ratios else None
+    hf = [(metrics or {}).get(f"hf_ratio_{d}") for d in ("AtoB", "BtoA")]
+    hf = [r for r in hf if r is not None and not math.isnan(r)]
+    out["noise_like"] = bool(max(hf) > NOISE_HF_RATIO) if hf else None
+    out["flat_like"] = bool(min(hf) < FLAT_HF_RATIO) if hf else None
     return out

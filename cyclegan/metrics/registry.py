@@ -19,6 +19,7 @@ class Metric:
     name: str
     higher_is_better: bool
     definition: str
+    diagnostic: bool = False  # describes the run or the judge, not translation quality: never a verdict
 
     @property
     def direction(self) -> str:
@@ -29,8 +30,8 @@ class Metric:
 REGISTRY: dict[str, Metric] = {}
 
 
-def _add(name: str, higher_is_better: bool, definition: str) -> None:
-    REGISTRY[name] = Metric(name, higher_is_better, definition)
+def _add(name: str, higher_is_better: bool, definition: str, diagnostic: bool = False) -> None:
+    REGISTRY[name] = Metric(name, higher_is_better, definition, diagnostic)
 
 
 def _target(d: str) -> str:
@@ -43,7 +44,8 @@ for _d in DIRECTIONS:
     _add(
         f"translation_{_d}",
         True,
-        f"share of {_G}(test {_src}) that the from-scratch domain classifier assigns to domain {_dst}",
+        f"share of {_G}(test {_src}) whose most likely class under the from-scratch domain classifier "
+        f"(A / B / degenerate) is domain {_dst}",
     )
     _add(
         f"kid_{_d}",
@@ -51,7 +53,12 @@ for _d in DIRECTIONS:
         f"KID (unbiased cubic-polynomial MMD^2, mean over subsets) between domain-classifier features of "
         f"{_G}(test {_src}) and real test {_dst}",
     )
-    _add(f"kid_{_d}_std", False, f"std over subsets of kid_{_d} (its sampling noise, not a quality score)")
+    _add(
+        f"kid_{_d}_std",
+        False,
+        f"std over subsets of kid_{_d} (its sampling noise, not a quality score)",
+        diagnostic=True,
+    )
     _add(
         f"color_dist_{_d}",
         False,
@@ -62,17 +69,32 @@ for _d in DIRECTIONS:
         f"spread_ratio_{_d}",
         True,
         f"variance across the test set of {_G}'s outputs over that of its inputs (near 0 = mode collapse)",
+        diagnostic=True,
+    )
+    _add(
+        f"hf_ratio_{_d}",
+        False,
+        f"mean |luminance difference| of 4-neighbours in {_G}(test {_src}) over that in real test {_dst} "
+        "(about 1 for natural outputs, far above 1 for noise, near 0 for flat colour; health reads it)",
+        diagnostic=True,
     )
     _add(
         f"fid_inception_{_d}",
         False,
-        f"FID of {_G}(test {_src}) vs real test {_dst} on Inception-v3 pool features; None unless "
-        "eval.inception_weights is given (never computed with random weights)",
+        f"FID (torchmetrics) of {_G}(test {_src}) vs real test {_dst} on the FID Inception network's pool "
+        "features; None without its weights (harness models download fid-inception), never random ones",
     )
     _add(
         f"kid_inception_{_d}",
         False,
-        f"KID of {_G}(test {_src}) vs real test {_dst} on Inception-v3 pool features; None without weights",
+        f"KID (torchmetrics, cubic kernel, mean over 50 subsets) of {_G}(test {_src}) vs real test {_dst} on "
+        "the FID Inception network's pool features; None without its weights",
+    )
+    _add(
+        f"kid_inception_{_d}_std",
+        False,
+        f"std over subsets of kid_inception_{_d} (its sampling noise, not a quality score)",
+        diagnostic=True,
     )
 for _x, _G1, _G2 in (("A", "G_A", "G_B"), ("B", "G_B", "G_A")):
     _add(
@@ -85,6 +107,7 @@ _add(
     "classifier_accuracy",
     True,
     "held-out accuracy of the domain classifier on test A vs test B (trust check)",
+    diagnostic=True,
 )
 
 _add(
@@ -140,7 +163,7 @@ def synth_task(dataset: str) -> str | None:
 
 def metric_names(dataset: str) -> list[str]:
     """Every metric the Evaluator reports for ``dataset`` (a data.dataset value), in registry order; the
-    Inception ones are None unless eval.inception_weights is given."""
+    Inception ones are None without the FID Inception weights."""
     task = synth_task(dataset)
     names = []
     for name in REGISTRY:

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from cyclegan.config import Config, parse_set, resolve
-from harness.options import GeneratorPresetOpt, PresetOpt, SetOpt
+from harness.errors import UserError
+from harness.options import PresetOpt, SetOpt
 
 app = typer.Typer()
 
@@ -118,22 +119,54 @@ def train(
     )
 
 
-@app.command()
+def plan_or_exit(images: list[Path], size: int | None, max_pixels: int | None) -> list:
+    """The translation jobs, or one ``error:`` line per unusable image and exit code 2 (nothing written)."""
+    from cyclegan.translate import MAX_PIXELS, plan
+
+    if size is not None and size < 4:
+        raise UserError(f"--size: {size}; valid: 4 or more (pixels of the shorter side)")
+    jobs, problems = plan(images, size, max_pixels or MAX_PIXELS)
+    for line in problems:
+        typer.echo(f"error: {line}", err=True)
+    if problems:
+        raise typer.Exit(2)
+    return jobs
+
+
+SizeOpt = Annotated[
+    int | None,
+    typer.Option(help="Resize so the shorter side has N pixels (default: each image at its own size)."),
+]
+MaxPixelsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Refuse images that would be translated at more pixels than this (bounds memory; "
+        "default 2048 x 2048)."
+    ),
+]
+CONFIG_HELP = (
+    " Each image is translated whole at its own size and aspect ratio, each side rounded to a multiple of "
+    "4 (the reference test script's --preprocess none), or at --size. The generator's config is the "
+    "checkpoint's own (ours carry the training config; a reference state dict is read for ngf, blocks and "
+    "norm); no preset or --set applies."
+)
+
+
+@app.command(help="Translate image files with a trained generator." + CONFIG_HELP)
 def translate(
     checkpoint: Annotated[
         Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")
     ],
     images: Annotated[list[Path], typer.Argument(help="Image files of any size or mode.")],
     direction: Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")] = "AtoB",
-    out: Annotated[Path, typer.Option(help="Output folder; outputs keep the input's file name.")] = Path(
-        "translated"
-    ),
-    preset: GeneratorPresetOpt = "paper",
-    set_: SetOpt = None,
+    out: Annotated[
+        Path, typer.Option(help="Output folder; NAME.png per input (NAME_EXT.png where names clash).")
+    ] = Path("translated"),
+    size: SizeOpt = None,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
-    """Translate image files with a trained generator."""
     from cyclegan.translate import load_generator, translate_files
 
-    G, cfg = load_generator(checkpoint, direction, resolve(preset, parse_set(set_)))
-    written = translate_files(G, cfg, images, out)
+    G, _ = load_generator(checkpoint, direction)
+    written = translate_files(G, plan_or_exit(images, size, max_pixels), out)
     typer.echo(f"wrote {len(written)} image(s) to {out}")

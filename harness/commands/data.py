@@ -124,6 +124,25 @@ def data_download(
     _say_fetched(name, fetched, f"train on it with: --set data.dataset={fetched.path}")
 
 
+@data_app.command("photos")
+def data_photos(
+    root: Annotated[Path, typer.Argument(help="Folder to create (trainA/ trainB/ testA/ testB/).")],
+    pair: Annotated[str, typer.Option(help="grass2gravel (scikit-image) or flower2china (scikit-learn).")] = (
+        "grass2gravel"
+    ),
+    size: Annotated[int, typer.Option(help="Patch side in pixels.")] = 64,
+    n_train: Annotated[int, typer.Option(help="Train patches per domain.")] = 60,
+    n_test: Annotated[int, typer.Option(help="Test patches per domain.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the patch positions.")] = 0,
+) -> None:
+    """A small real-photo unpaired set cut from photographs that scikit-image / scikit-learn ship."""
+    from cyclegan.data.photos import build_photo_set
+
+    build_photo_set(root, pair, size, n_train, n_test, seed)
+    typer.echo(f"{pair}: {n_train} + {n_train} train, {n_test} + {n_test} test patches, {size} px, in {root}")
+    typer.echo(f"train on it with: --set data.dataset={root}")
+
+
 def _size_text(folder: FolderReport) -> str:
     span = folder.size_range()
     if span is None:
@@ -218,15 +237,28 @@ def models_list(
     _listing(f"official pretrained generators (root {root}; each about {_mib(MODEL_BYTES)})", rows, remote)
 
 
+FID_INCEPTION = "fid-inception"
+
+
 @models_app.command("download")
 def models_download(
-    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.")],
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}, or {FID_INCEPTION}.")],
     root: ModelsRootOpt = None,
     base_url: BaseOpt = None,
+    sha256: Annotated[
+        str | None, typer.Option(help=f"{FID_INCEPTION} only: refuse the file unless it has this sha256.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Download an official generator, verified, saved where ``harness translate`` can use it directly."""
-    from cyclegan.data.download import download_model
+    """Download an official generator (for ``harness translate``) or, as fid-inception, the FID Inception
+    weights that evaluation then uses automatically for fid_inception_* and kid_inception_*."""
+    from cyclegan.data.download import download_fid_inception, download_model
 
+    if name == FID_INCEPTION:
+        fetched = download_fid_inception(root, base_url, sha256, show_progress=not quiet)
+        _say_fetched(name, fetched, "evaluation now reports fid_inception_* and kid_inception_* with it")
+        return
+    if sha256 is not None:
+        raise DataError(f"--sha256 applies to {FID_INCEPTION} only, not to '{name}'")
     fetched = download_model(name, root, base_url, show_progress=not quiet)
     _say_fetched(name, fetched, f"use it with: harness translate {fetched.path} IMAGES... --out translated")

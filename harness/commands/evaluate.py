@@ -35,7 +35,8 @@ def evaluate(
         ),
     ] = "running",
 ) -> None:
-    """Every registered metric of a trained checkpoint on its data set's fixed test set, with references."""
+    """Every registered metric of a trained checkpoint on its data set's test set, beside the reference rows
+    (do nothing, oracle, noise, flat colour, blur)."""
     import torch
 
     from cyclegan import checkpoint as ckpt
@@ -60,28 +61,33 @@ def evaluate(
             "primary": primary.name,
             "metrics": metrics,
             "reference_points": refs,
+            "provenance": evaluator.provenance(),
         }
         typer.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    oracle = refs.get("oracle") or {}
     table = Table(
         title=f"{checkpoint} (iteration {state.get('iteration')}, data {cfg.data.dataset}, batch norm "
         f"statistics {norm_stats}); primary: {primary.name} ({primary.direction})"
     )
-    for col in ("metric", "better", "trained", "do nothing", "oracle", "definition"):
+    for col in ("metric", "better", "trained", *(r.replace("_", " ") for r in refs), "definition"):
         table.add_column(col, overflow="fold")
     for name, value in metrics.items():
         m = REGISTRY[name]
-        table.add_row(
-            name,
-            "higher" if m.higher_is_better else "lower",
-            _fmt(value),
-            _fmt(refs["do_nothing"].get(name)),
-            _fmt(oracle.get(name)),
-            m.definition,
-        )
-    Console(width=200).print(table)
-    typer.echo(f"domain classifier held-out accuracy: {evaluator.classifier_accuracy:.3f}")
+        better = "higher" if m.higher_is_better else "lower"
+        cells = [_fmt(row.get(name)) for row in refs.values()]
+        table.add_row(name, better, _fmt(value), *cells, m.definition)
+    Console(width=220).print(table)
+    prov = evaluator.provenance()
+    rejection = ", ".join(f"{k} {v:.0%}" for k, v in prov["classifier_rejection"].items())
+    typer.echo(
+        f"test images: {prov['n_test_A']} A, {prov['n_test_B']} B; domain classifier held-out accuracy "
+        f"{prov['classifier_accuracy']:.3f}, degenerate test images rejected: {rejection}"
+    )
+    typer.echo(
+        f"FID / KID-Inception: {prov['fid_network']}"
+        if prov["fid_network"]
+        else "FID / KID-Inception: not available (harness models download fid-inception)"
+    )

@@ -19,6 +19,7 @@ from harness.report.analyse import Analysis, analyse, arm_cis
 from harness.report.directions import definition
 from harness.report.index import write_index
 from harness.report.load import RUN_COLUMNS, Store, load_store
+from harness.report.references import reference_sections
 from harness.report.render import (
     MISSING,
     Bullets,
@@ -457,6 +458,7 @@ def build_report(
     an = analyse(st, min_effect=min_effect, n_resamples=n_resamples, seed=seed)
     sections = [
         _question(st, an),
+        *reference_sections(st),
         _setup(st),
         _headline(st, an, out),
         *_comparison(st, an),

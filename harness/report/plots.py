@@ -57,8 +57,9 @@ def strip_plot(
     directions: Mapping[str, str],
     path: Path,
 ) -> Path:
-    """One panel per metric: each seed a dot, the mean with its bootstrap CI, the control's mean dashed."""
-    metrics = list(values)
+    """One panel per metric that has a value: each seed a dot, the mean with its bootstrap CI, the control's
+    mean dashed. A metric no run has (a task metric on folder data) gets no panel, not empty axes."""
+    metrics = [m for m in values if any(s.notna().any() for s in values[m].values())]
     fig = Figure(
         figsize=(max(4.0, 1.1 * len(arms) + 1.5) * min(len(metrics), 3), 3.6 * -(-len(metrics) // 3))
     )
@@ -109,8 +110,13 @@ def curves(
     path: Path,
     ylabel: str = "",
 ) -> Path | None:
-    """One panel per entry of ``panels`` (title -> columns summed per run): mean over seeds, min-max band."""
-    panels = {t: cols for t, cols in panels.items() if all(c in frame.columns for c in cols)}
+    """One panel per entry of ``panels`` (title -> columns summed per run) that has data: mean over seeds,
+    min-max band; a series of a single evaluation is drawn as a marker (a line needs two points)."""
+    panels = {
+        t: cols
+        for t, cols in panels.items()
+        if all(c in frame.columns for c in cols) and frame[list(cols)].notna().all(axis=1).any()
+    }
     if frame.empty or not panels:
         return None
     n = len(panels)
@@ -125,7 +131,8 @@ def curves(
             if sub["_y"].notna().sum() == 0:
                 continue
             band = _band(sub.dropna(subset=["_y"]), "_y")
-            ax.plot(band.index, band["mean"], color=colors[arm], label=_label(arm), lw=1.4)
+            marker = "o" if len(band) == 1 else None
+            ax.plot(band.index, band["mean"], color=colors[arm], label=_label(arm), lw=1.4, marker=marker)
             ax.fill_between(band.index, band["min"], band["max"], color=colors[arm], alpha=0.18, lw=0)
         ax.set_title(_label(title), fontsize=10)
         ax.set_xlabel("iteration")
