@@ -37,3 +37,13 @@ def photo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cyclegan.data.photos import build_photo_set
 
     return build_photo_set(tmp_path_factory.mktemp("photos") / "grass2gravel")
+
+
+POSTGRES_SERVER = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say which PostgreSQL the multi-machine test ran on (Debian's, PATH's or the pgserver wheel's)."""
+    server = config.stash.get(POSTGRES_SERVER, None)
+    if server:
+        terminalreporter.write_line(f"PostgreSQL for the multi-machine sweep test: {server}")

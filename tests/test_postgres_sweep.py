@@ -28,6 +28,7 @@ import pytest
 from optuna.trial import TrialState
 
 from harness.engine.queue import sql_url
+from tests.conftest import POSTGRES_SERVER
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = """
@@ -90,8 +91,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres_url(request):
     bin_dir = _pg_bin()
+    request.config.stash[POSTGRES_SERVER] = str(bin_dir)
     root = Path(tempfile.mkdtemp(prefix="pgsweep-"))
     data, sock, log = root / "data", root / "sock", root / "server.log"
     sock.mkdir()
