@@ -3,7 +3,8 @@
 For every metric the report shows what doing nothing, the oracle (real target-domain test images) and the
 degenerate outputs (uniform noise, flat mean colour, heavy blur of the input) score on the same test set.
 A metric that scores any degenerate output as well as the median trained run is "not discriminative on this
-data set": it cannot tell a trained generator from garbage here, and the report says so right under its verdict.
+data set": it cannot tell a trained generator from garbage here, and the report says so right under its
+verdict.
 """
 
 from __future__ import annotations
