@@ -7,7 +7,7 @@ import sys
 import typer
 
 from harness.commands import bench, core, data, evaluate, probe, report, run, sweep
-from harness.errors import user_error_types
+from harness.errors import store_fault, user_error_types
 from harness.options import readable_metavars
 
 app = typer.Typer(
@@ -25,6 +25,12 @@ def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2."""
     try:
         app()
+    except OSError as exc:  # a full, read-only or vanished store: one line, not a traceback
+        fault = store_fault(exc)
+        if fault is None:
+            raise
+        typer.echo(f"error: {fault}", err=True)
+        sys.exit(2)
     except Exception as exc:  # the error types are looked up only now: they import torch
         if not isinstance(exc, user_error_types()):
             raise

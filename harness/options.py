@@ -119,12 +119,12 @@ IndexOpt = Annotated[
 HeartbeatOpt = Annotated[
     int | None,
     typer.Option(
-        "--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats [20]."
+        "--heartbeat", min=1, help="SQL storages: seconds between a running trial's heartbeats [10]."
     ),
 ]
 GraceOpt = Annotated[
     int | None,
     typer.Option(
-        "--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued [60]."
+        "--grace", min=1, help="SQL storages: a trial silent this long is failed and re-queued [30]."
     ),
 ]

@@ -94,6 +94,8 @@ def run(
             else:
                 procs = runner.spawn(plan.spec.name, workers, worker_options, storage)
                 watch(plan.folder, lambda: [p.wait() for p in procs] and None, procs)
+                if any(p.returncode == 2 for p in procs):  # a store fault: the workers said which, in a line
+                    raise typer.Exit(2)
         except KeyboardInterrupt:
             typer.echo("interrupted; run the same command again to resume", err=True)
             raise typer.Exit(130) from None

@@ -10,13 +10,16 @@ resumes the same run folders. Storage: ``runs/<name>/queue.journal`` on one mach
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import socket
+import sys
+import threading
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,9 @@ from optuna.trial import FrozenTrial, TrialState
 from harness.engine.store import worker_id
 from harness.errors import UserError
 
-HEARTBEAT_SECONDS = 20  # SQL: Optuna's heartbeat interval; journal: how often the worker stamps "heartbeat"
-GRACE_SECONDS = 60  # SQL: a trial without a heartbeat this long is failed and queued again
-STALE_SECONDS = 900.0  # journal, another host: a worker silent this long is presumed dead (no thread beats)
+HEARTBEAT_SECONDS = 10  # SQL: Optuna's heartbeat interval; journal: how often a thread stamps "heartbeat"
+GRACE_SECONDS = 3 * HEARTBEAT_SECONDS  # SQL: a trial without a heartbeat this long is failed and re-queued
+STALE_SECONDS = 3.0 * HEARTBEAT_SECONDS  # journal, another host: a worker silent this long is presumed dead
 MAX_RETRIES = 2  # a trial is queued again at most this often (failed runs, dead workers)
 JOURNAL = "queue.journal"
 SURPLUS = "surplus"  # user attr of a trial given back unrun (a race emptied the queue or filled the target)
@@ -69,7 +72,7 @@ def open_storage(
     if not url or "://" not in url:
         path = Path(url) if url else Path(journal)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        return optuna.storages.JournalStorage(Journal(str(path)))
     if url.startswith("sqlite") and parallel:
         raise UserError(
             f"--storage {url}: SQLite cannot serve parallel workers; use the default journal file on one "
@@ -93,6 +96,58 @@ def open_storage(
             raise UserError(f"--storage {url}: cannot open the database: {first}") from None
 
 
+class Journal(optuna.storages.journal.JournalFileBackend):
+    """Optuna's journal file that never keeps a torn record.
+
+    A record cut short (a worker killed mid-write, a full disk) would be glued to the next one and make every
+    later read fail with a JSON error. So an append that fails cuts the file back to where it began, and a
+    torn tail left by a killed process (no final newline) is cut off, under the journal's lock, before the
+    next append and when the file is opened. Only bytes after the last newline are ever removed: records
+    that any reader has seen stay as they are."""
+
+    def __init__(self, file_path: str) -> None:
+        super().__init__(file_path)
+        if _torn_tail(file_path):
+            with optuna.storages.journal._file.get_lock_file(self._lock):  # noqa: SLF001
+                _cut_torn_tail(file_path)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        with optuna.storages.journal._file.get_lock_file(self._lock):  # noqa: SLF001
+            _cut_torn_tail(self._file_path)
+            with open(self._file_path, "ab") as f:
+                start = f.tell()
+                try:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                except BaseException:
+                    f.truncate(start)  # frees the space the partial record took; the queue stays readable
+                    raise
+
+
+def _torn_tail(path: str) -> bool:
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
+def _cut_torn_tail(path: str) -> None:
+    """Drop the bytes after the last newline (a record whose writer died mid-line), if any."""
+    if not _torn_tail(path):
+        return
+    data = Path(path).read_bytes()
+    keep = data.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    print(f"note: {path}: dropped a torn last record ({len(data) - keep} bytes) left by an interrupted write",
+          file=sys.stderr)  # fmt: skip
+
+
 def describe_storage(url: str | None, journal: Path) -> str:
     """The storage for messages and reports, without a password."""
     if not url:
@@ -106,13 +161,18 @@ def describe_storage(url: str | None, journal: Path) -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed worker its parent has not waited for yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:  # Linux: the state follows the parenthesised command name, which may itself hold spaces
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): os.kill's answer stands
+    return state not in ("Z", "X")
 
 
 def worker_alive(worker: str | None, heartbeat: float | None) -> bool:
@@ -155,19 +215,37 @@ def reap(study: optuna.Study) -> list[int]:
     return failed
 
 
-def claim(trial: optuna.Trial) -> Callable[[], None]:
-    """Stamp a trial as this process's (a retry's copied error cleared); returns its journal heartbeat."""
+_BEATS: list[threading.Event] = []  # the stop signals of this process's heartbeat threads
+
+
+def claim(trial: optuna.Trial) -> None:
+    """Stamp a trial as this process's (a retry's copied error cleared) and keep stamping its "heartbeat"
+    from a thread until ``release``: a worker busy in one long step is never taken for dead."""
     trial.set_user_attr("worker", worker_id())
     trial.set_user_attr("heartbeat", time.time())
     trial.set_user_attr("error", None)
-    last = [time.monotonic()]
+    stop = threading.Event()
+    _BEATS.append(stop)
+    threading.Thread(target=_beat, args=(trial, stop), name="heartbeat", daemon=True).start()
 
-    def beat() -> None:
-        if time.monotonic() - last[0] >= HEARTBEAT_SECONDS:
-            last[0] = time.monotonic()
+
+def release() -> None:
+    """Stop this process's heartbeats (before its trials are told finished)."""
+    while _BEATS:
+        _BEATS.pop().set()
+
+
+def _beat(trial: optuna.Trial, stop: threading.Event) -> None:
+    """Stamp, and free the units of dead workers meanwhile: a busy worker still frees them in seconds."""
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
             trial.set_user_attr("heartbeat", time.time())
-
-    return beat
+        except OSError:
+            continue  # a full disk now: the next beat may pass
+        except Exception:  # noqa: BLE001 - the trial was finished meanwhile: nothing left to keep alive
+            return
+        with contextlib.suppress(Exception):  # the main loop reaps too; a failed try here costs nothing
+            reap(trial.study)
 
 
 def requeue(study: optuna.Study, numbers: list[int]) -> None:

@@ -6,8 +6,10 @@ Everything that can be wrong with the input (spec, flags, data) is found before 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,8 +127,26 @@ def spawn(name: str, workers: int, options: WorkerOptions, storage: str | None) 
         cmd += ["--storage", storage] if storage else []
         cmd += [] if options.evaluate else ["--no-eval"]
         out = subprocess.DEVNULL if sys.stdout.isatty() else None
-        procs.append(subprocess.Popen(cmd, env=child_env(threads), stdout=out))
+        procs.append(
+            subprocess.Popen(cmd, env=child_env(threads), stdout=out, preexec_fn=_die_with(os.getpid()))
+        )
     return procs
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """Linux: a worker gets SIGTERM when the process that started it dies (however it dies), so a killed
+    ``harness run`` leaves no orphan workers; their runs are free again at once (their pids are gone)."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def in_child() -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return in_child
 
 
 def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[str, list[str]]]:

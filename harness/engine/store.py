@@ -56,10 +56,13 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def append_metric(path: Path, record: dict[str, Any]) -> None:
     """One line, flushed and synced, so a killed worker loses at most the line being written."""
     line = json.dumps(record, allow_nan=False, default=_jsonable) + "\n"
-    with open(path, "a") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # a full disk: say which file (a torn line is dropped on resume)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _jsonable(value: Any) -> Any:

@@ -48,13 +48,28 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def init_timeout() -> float:
+    """Seconds ``wandb.init`` may take: WANDB_INIT_TIMEOUT if set, else 15 (W&B's own default is 90 s, a
+    wait every run would pay when the server is unreachable)."""
+    try:
+        return float(os.environ.get("WANDB_INIT_TIMEOUT", "15"))
+    except ValueError:
+        return 15.0
+
+
 class Tracker:
-    """One W&B run per harness run: group = experiment, job_type = arm, name ``<arm>-s<seed>``."""
+    """One W&B run per harness run: group = experiment, job_type = arm, name ``<arm>-s<seed>``.
+
+    When W&B cannot be reached online, the run logs offline instead (``wandb sync`` uploads it later), and so
+    do this process's later runs: one wait of ``init_timeout()`` per worker, not one per run. ``used`` is the
+    mode a run actually logged in, for run.json."""
 
     _warned = False
+    _unreachable = False  # online init failed once in this process
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
+        self.used = mode
         self.run: Any = None
 
     def _guard(self, what: str, fn, *args, **kwargs) -> Any:
@@ -76,7 +91,7 @@ class Tracker:
         if self.mode == "disabled":
             return
 
-        def init() -> Any:
+        def init(mode: str) -> Any:
             import wandb
 
             return wandb.init(
@@ -87,12 +102,29 @@ class Tracker:
                 job_type=job_type,
                 name=name,
                 config=config,
-                mode=self.mode,
+                mode=mode,
                 dir=str(run_dir),
                 reinit="finish_previous",
+                settings=wandb.Settings(init_timeout=init_timeout()),
             )
 
-        self.run = self._guard("init", init)
+        self.used = "offline" if self.mode == "online" and Tracker._unreachable else self.mode
+        if self.used == "online":
+            try:
+                self.run = init("online")
+                return
+            except Exception as exc:  # noqa: BLE001 - unreachable or refused: log offline instead
+                import wandb
+
+                why = " ".join(str(exc).split())[:200]
+                print(f"warning: W&B online failed ({type(exc).__name__}: {why}); this worker's runs log "
+                      "offline (upload them later with `wandb sync`)", file=sys.stderr)  # fmt: skip
+                Tracker._unreachable, Tracker._warned = True, True
+                wandb.teardown()  # the failed run holds its id in W&B's service until it stops
+                self.used = "offline"
+        self.run = self._guard("init", init, self.used)
+        if self.run is None:
+            self.used = "disabled"
 
     def log(self, values: dict[str, Any], step: int) -> None:
         clean = {k: v for k, v in values.items() if _number(v)}

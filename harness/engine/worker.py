@@ -7,6 +7,7 @@ machine can never train the same unit at once, even if a queue hands it out twic
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -24,9 +25,10 @@ from cyclegan.atomic import atomic_write_json
 from cyclegan.train import Progress, pick_device, train
 from harness.engine import store
 from harness.engine.plan import Unit
-from harness.engine.queue import SURPLUS, claim, reap, requeue, retry_callback
+from harness.engine.queue import SURPLUS, claim, reap, release, requeue, retry_callback
 from harness.engine.recorder import Recorder, UnitCallbacks
 from harness.engine.tracking import Tracker, new_run_id
+from harness.errors import StoreFault, store_fault
 
 
 class RunBusy(RuntimeError):
@@ -115,7 +117,6 @@ def _start_record(unit: Unit, options: WorkerOptions, device: str) -> dict[str, 
 def run_unit(
     unit: Unit,
     options: WorkerOptions,
-    heartbeat: Callable[[], None] | None = None,
     inner: UnitCallbacks | None = None,
     wandb: dict[str, Any] | None = None,
 ) -> Result:
@@ -132,12 +133,14 @@ def run_unit(
             atomic_write_json(config_path, unit.cfg.to_dict())
         import torch
 
-        if options.threads:
-            torch.set_num_threads(options.threads)
+        # A resumed run keeps the thread count it started with: the sums of a step depend on it.
+        threads = (store.read_json(unit.run_dir / "run.json") or {}).get("threads") or options.threads
+        if threads:
+            torch.set_num_threads(threads)
         device = pick_device(unit.cfg.train.device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        run = _start_record(unit, options, store.device_name(device))
+        run = {**_start_record(unit, options, store.device_name(device)), "threads": torch.get_num_threads()}
         run_path = unit.run_dir / "run.json"
         atomic_write_json(run_path, run)
         progress_seen = Progress()
@@ -145,8 +148,6 @@ def run_unit(
         def beat() -> None:
             run["heartbeat"] = time.time()
             atomic_write_json(run_path, run)
-            if heartbeat:
-                heartbeat()
 
         tracker = Tracker(options.wandb)
         tracker.start(
@@ -164,10 +165,18 @@ def run_unit(
             },  # fmt: skip
             run_dir=unit.run_dir,
         )
+        if tracker.used != options.wandb:  # W&B was unreachable (or refused): say how the run really logged
+            run["wandb"]["mode"] = tracker.used
+            atomic_write_json(run_path, run)
         recorder = Recorder(unit, tracker, evaluate=options.evaluate, heartbeat=_throttled(beat), inner=inner)
         try:
             _, progress = train(unit.cfg, unit.run_dir, recorder)
         except Exception as exc:  # noqa: BLE001 - a failed run is recorded, the worker goes on
+            fault = store_fault(exc, unit.run_dir)
+            if fault is not None:  # the disk, not the run: no attempt is used up, the next start resumes
+                _interrupted(run, run_path, recorder)
+                tracker.finish(failed=True)
+                raise fault from None
             error = one_line(exc)
             traceback.print_exc(file=sys.stderr)  # the one line goes to the store; the details to the log
             progress_seen.iteration = _last_iteration(unit)
@@ -176,12 +185,7 @@ def run_unit(
             tracker.finish(failed=True)
             return Result("failed", summary, error)
         except BaseException:
-            run["status"] = "pending"  # contract states only; the attempt record says interrupted
-            run["ended"] = store.now_iso()
-            run["attempts"][-1].update(
-                ended=run["ended"], status="interrupted", resumed_from=recorder.resumed_from
-            )
-            atomic_write_json(run_path, run)
+            _interrupted(run, run_path, recorder)
             tracker.finish(failed=True)
             raise
         status = "pruned" if progress.stopped_early else "done"
@@ -190,6 +194,15 @@ def run_unit(
         tracker.summary({**summary["metrics"], "status": status, "iteration": progress.iteration})
         tracker.finish()
         return Result(status, summary)
+
+
+def _interrupted(run: dict, run_path: Path, recorder: Recorder) -> None:
+    """run.json of an attempt cut short (Ctrl-C, a full disk): pending, so the next start resumes it."""
+    run["status"] = "pending"  # contract states only; the attempt record says interrupted
+    run["ended"] = store.now_iso()
+    run["attempts"][-1].update(ended=run["ended"], status="interrupted", resumed_from=recorder.resumed_from)
+    with contextlib.suppress(OSError):  # the disk that stopped the run may refuse this too
+        atomic_write_json(run_path, run)
 
 
 def _throttled(fn: Callable[[], None], seconds: float = 5.0) -> Callable[[], None]:
@@ -251,7 +264,7 @@ def work(study: optuna.Study, job: Job, options: WorkerOptions) -> dict[str, int
     done = {"complete": 0, "pruned": 0, "failed": 0}
 
     def tally(study: optuna.Study, frozen: FrozenTrial) -> None:
-        if frozen.user_attrs.get(SURPLUS):
+        if frozen.user_attrs.get(SURPLUS) or faults:
             return
         key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(frozen.state, "failed")
         done[key] += 1
@@ -259,7 +272,7 @@ def work(study: optuna.Study, job: Job, options: WorkerOptions) -> dict[str, int
         options.log(job.outcome(frozen, retried))
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's outcome is logged by ``tally`` instead
-    streak = 0
+    streak, faults = 0, []
     while True:
         for n in reap(study):
             options.log(f"trial {n}: its worker is gone; re-queued")
@@ -273,13 +286,28 @@ def work(study: optuna.Study, job: Job, options: WorkerOptions) -> dict[str, int
 
         def objective(trial: optuna.Trial, current: list[int] = current) -> float | list[float]:
             current.append(trial.number)
-            return _objective(job, trial, options)
+            try:
+                return _objective(job, trial, options)
+            except StoreFault as exc:
+                faults.append(exc)
+                raise
+            finally:
+                release()
 
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[tally])
         except KeyboardInterrupt:
             requeue(study, current)
             raise
+        except OSError as exc:  # the queue's own file: a trial left running is re-queued by the next reap
+            fault = store_fault(exc)
+            if fault is None:
+                raise
+            raise fault from None
+        if faults:  # stop: every further run would hit the same disk; the next start resumes this one
+            with contextlib.suppress(OSError):
+                requeue(study, current)
+            raise faults[0]
         streak = streak + 1 if done["failed"] > failed_before else 0
         if job.max_failures_in_a_row and streak >= job.max_failures_in_a_row:
             options.log(
@@ -292,9 +320,12 @@ def _objective(job: Job, trial: optuna.Trial, options: WorkerOptions) -> float |
     """The job's objective; an unexpected error is recorded on the trial in one line, like a failed run."""
     try:
         return job.objective(trial, options)
-    except (optuna.TrialPruned, Surplus, RunBusy, TrialFailed):
+    except (optuna.TrialPruned, Surplus, RunBusy, TrialFailed, StoreFault):
         raise
     except Exception as exc:
+        fault = store_fault(exc)
+        if fault is not None:
+            raise fault from None
         trial.set_user_attr("error", one_line(exc))
         raise
 
@@ -316,18 +347,21 @@ class Ablation:
         self.configs = study.user_attrs.get("configs", {})
 
     def next(self, study: optuna.Study) -> str:
-        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        return "run" if waiting else "stop"
+        """Run a queued unit; else wait while others run (a dead worker's unit comes back), else stop."""
+        states = {t.state for t in study.get_trials(deepcopy=False)}
+        if TrialState.WAITING in states:
+            return "run"
+        return "wait" if TrialState.RUNNING in states else "stop"
 
     def objective(self, trial: optuna.Trial, options: WorkerOptions) -> float:
         if "unit" not in trial.user_attrs:  # the queue emptied between ``next`` and the claim
             trial.set_user_attr(SURPLUS, "the queue was empty")
             raise Surplus("the queue was empty")
-        beat = claim(trial)
+        claim(trial)
         unit = Unit.load(trial.user_attrs, options.store, self.configs)
         options.log(f"start  {unit.key}")
         try:
-            result = run_unit(unit, options, heartbeat=beat)
+            result = run_unit(unit, options)
         except RunBusy as exc:
             trial.set_user_attr(SURPLUS, str(exc))
             raise

@@ -81,7 +81,7 @@ class Search:
         if S.is_surplus(study, trial.number):
             trial.set_user_attr(SURPLUS, True)
             raise Surplus(f"trial {trial.number}: the study already has {S.target(study)} trials")
-        beat = claim(trial)
+        claim(trial)
         params = S.suggest(spec, trial)
         number = S.unit_number(trial)
         cfg = trial_config(spec, params)
@@ -92,7 +92,7 @@ class Search:
             options.log(f"trial {trial.number} seed {seed}: {unit.key}")
             tracking = {"job_type": "trial", "config": {"trial": number, "trial_params": params}}
             try:
-                result = run_unit(unit, options, beat, _Pruning(spec, trial, i), wandb=tracking)
+                result = run_unit(unit, options, _Pruning(spec, trial, i), wandb=tracking)
             except RunBusy as exc:
                 result = Result("failed", None, str(exc))
             summary = result.summary or {}
