@@ -5,6 +5,8 @@ Loaded with ``weights_only=True``: a checkpoint is data (tensors, numbers, strin
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,20 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's text suggests loading it unsafely: say why it is refused
+        raise CheckpointError(_refused(path, str(exc))) from None
     except Exception as exc:  # torch raises many types for a bad file
         raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _refused(path: Path, torch_text: str) -> str:
+    """Our reason for a file the safe loader refused; a checkpoint holds only tensors and plain values."""
+    found = re.search(r"GLOBAL ([\w.]+)", torch_text)
+    if found:
+        return (f"refused checkpoint {path}: it holds the Python object {found.group(1)}, and loading such "
+                "objects can run any code; a checkpoint holds only tensors and plain values, as the harness "
+                "writes them (train again, or use a checkpoint written by the harness)")  # fmt: skip
+    return f"refused checkpoint {path}: not a file of tensors and plain values (damaged, or another format)"
 
 
 def check_compatible(state: dict[str, Any], cfg: Config, path: str | Path) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30
+MAX_UNPACKED = 8 << 30  # bytes; the official archives unpack to well under 2 GiB
 
 
 class DownloadError(DataError):
@@ -141,8 +142,10 @@ def verify_zip(path: Path, url: str) -> None:
         raise DownloadError(f"corrupt archive from {url}: bad CRC in '{bad}'; deleted it, nothing extracted")
 
 
-def extract_zip(path: Path, target: Path) -> None:
-    """Extract into ``target`` (created whole at the end) or refuse entirely if any entry is unsafe."""
+def extract_zip(path: Path, target: Path, cap: int = MAX_UNPACKED) -> None:
+    """Extract into ``target`` (created whole at the end) or refuse entirely if any entry is unsafe or the
+    whole would unpack beyond ``cap`` bytes or the free space (a zip bomb, a wrong file). The entries'
+    declared sizes are what extraction may write: zipfile stops each entry there (and its CRC check fails)."""
     with zipfile.ZipFile(path) as archive:
         unsafe = [info.filename for info in archive.infolist() if _unsafe_entry(info)]
         if unsafe:
@@ -150,7 +153,19 @@ def extract_zip(path: Path, target: Path) -> None:
                 f"refusing to extract {path.name}: {len(unsafe)} entry(ies) would land outside {target}, "
                 f"e.g. '{unsafe[0]}'; nothing extracted"
             )
+        size = sum(info.file_size for info in archive.infolist())
+        if size > cap:
+            raise DownloadError(
+                f"refusing to extract {path.name}: it would unpack to {size:,} bytes, over the cap of "
+                f"{cap:,}; nothing extracted"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(target.parent).free
+        if size > free:
+            raise DownloadError(
+                f"refusing to extract {path.name}: it unpacks to {size:,} bytes and {target.parent} has "
+                f"{free:,} free; nothing extracted"
+            )
         staging = temp_dir(target.parent, f".{target.name}.", ".extracting")
         try:
             for info in archive.infolist():
