@@ -386,3 +386,48 @@ def test_store_fault_line_names_path_and_cause():
     assert line.startswith("/s/x.json: Read-only file system; make it writable, then run the same command")
     assert str(store_fault(OSError(errno.ENOSPC, "No space left on device"), "/s")).startswith("/s: No space")
     assert store_fault(ValueError("x")) is None and store_fault(FileNotFoundError(2, "gone", "/x")) is None
+
+
+SWEEP = """
+name = "sweep-tiny"
+question = "Which identity weight?"
+kind = "sweep"
+preset = "cpu"
+data = "synth:seasons"
+seeds = [0]
+[sweep]
+trials = 1
+pruner = "none"
+[params."loss.lambda_identity"]
+type = "categorical"
+choices = [0.0, 0.5]
+[[objectives]]
+metric = "seasons.l1_AtoB"
+direction = "minimize"
+"""
+
+
+def test_confirm_and_later_commands_take_the_config_the_study_was_created_with(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "sweep-tiny.toml"
+    spec.write_text(SWEEP)
+    common = ["--threads", "1", "--wandb", "disabled", "--no-report"]
+    first = ["--preset", "smoke", "--set", "train.max_iters=4", "--trials", "1", "--confirm", "0"]
+    created = CliRunner().invoke(app, ["sweep", str(spec), *first, *common])
+    assert created.exit_code == 0, created.output
+    confirmed = CliRunner().invoke(app, ["sweep", str(spec), "--confirm", "1", *common])  # no flags repeated
+    assert confirmed.exit_code == 0, confirmed.output
+    folder = tmp_path / "runs" / "sweep-tiny"
+    runs = [run for arm in json.loads((folder / "confirm.json").read_text())["runs"].values() for run in arm]
+    assert len(runs) == 2
+    for run in runs:
+        cfg = json.loads((folder / run / "config.json").read_text())
+        assert (
+            cfg["train"]["max_iters"] == 4 and cfg["model"]["ngf"] == 4
+        )  # smoke + --set, not the cpu preset
+    refused = CliRunner().invoke(app, ["sweep", str(spec), "--preset", "cpu", "--confirm", "0", *common])
+    assert refused.exit_code != 0 and "base config differs" in str(refused.exception)  # asked for another one

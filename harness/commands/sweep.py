@@ -109,7 +109,8 @@ def sweep(
             )
             return
         command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        study, target = R.prepare(spec, storage, store, add, command)
+        adopt = preset is None and not overrides  # no flags: the study's own config (confirm, reruns)
+        study, target, spec = R.prepare(spec, storage, store, add, command, adopt)
         where = describe_storage(storage, journal_path(store, spec.name))
         typer.echo(f"sweep {spec.name}: target {target} finished or pruned trials; storage {where}")
         if workers == 0:

@@ -78,10 +78,14 @@ def find_sweep(name: str) -> Path | None:
     return path if raw.get("kind") == "sweep" or "sweep" in raw else None
 
 
-def prepare(spec: SweepSpec, storage_url: str | None, store: Path, add: int, command: str) -> tuple[Any, int]:
-    """Create/load the study (before any parallel worker starts) and raise its target by ``add``."""
+def prepare(
+    spec: SweepSpec, storage_url: str | None, store: Path, add: int, command: str, adopt: bool = False
+) -> tuple[Any, int, SweepSpec]:
+    """Create/load the study (before any parallel worker starts) and raise its target by ``add``; returns
+    the spec as the study runs it (``adopt``: an existing study's --preset/--set, when none is given now)."""
     journal = journal_path(store, spec.name)
     storage = open_storage(storage_url, journal)
-    study = S.create_or_load(spec, storage, S.worker_seed(spec, 0))
+    study = S.create_or_load(spec, storage, S.worker_seed(spec, 0), adopt)
+    spec = S.adopt_recorded(spec, study) if adopt else spec
     write_experiment(spec, store, describe_storage(storage_url, journal), command)
-    return study, S.add_to_target(study, add)
+    return study, S.add_to_target(study, add), spec

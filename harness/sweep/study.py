@@ -52,8 +52,11 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.ThresholdPruner(**opts)
 
 
-def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
-    """Create the study once (before any parallel worker starts), or load it; refuse a changed objective."""
+def create_or_load(
+    spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: int, adopt: bool = False
+) -> optuna.Study:
+    """Create the study once (before any parallel worker starts), or load it; refuse a changed objective.
+    ``adopt``: no --preset/--set was given, so the study's own base config is taken (``adopt_recorded``)."""
     sampler, pruner = make_sampler(spec, seed), make_pruner(spec)
     study = optuna.create_study(
         storage=storage, study_name=spec.name, sampler=sampler, pruner=pruner,
@@ -75,7 +78,7 @@ def create_or_load(spec: SweepSpec, storage: optuna.storages.BaseStorage, seed: 
             ("objectives", "objectives"),
             ("base_config", "base config"),
         ):
-            if recorded.get(key) != mine[key]:
+            if recorded.get(key) != mine[key] and not (adopt and key == "base_config"):
                 raise UserError(
                     f"{spec.path}: the {what} differs from the study '{spec.name}' already in the storage "
                     "(--preset/--set/spec changed); rename the sweep (name = ...) or use another "
