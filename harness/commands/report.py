@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.options import ReportsOpt, StoreOpt
+from harness.options import ReportsOpt, StoreOpt, WandbOpt
 
 app = typer.Typer()
 
@@ -25,8 +25,10 @@ def report(
             "estimate (default: the observed difference).",
         ),
     ] = None,
+    wandb: WandbOpt = "auto",
 ) -> None:
     """Write report.md, report.html (self-contained), runs.csv and figures; works on partial stores too."""
+    from harness.engine.tracking import pick_mode, publish_report
     from harness.report import build_report
     from harness.sweep.report import build_sweep_report, is_sweep
 
@@ -34,6 +36,9 @@ def report(
         folder = build_sweep_report(store, name, reports)
     else:
         folder = build_report(store, name, reports, min_effect=min_effect)
+        line = publish_report(store / name, folder, pick_mode(wandb))
+        if line:
+            typer.echo(line)
     typer.echo(f"report: {folder / 'report.md'}")
     typer.echo(f"html:   {folder / 'report.html'}")
     typer.echo(f"index:  {Path(reports) / 'index.md'}")

@@ -123,6 +123,7 @@ def _say(line: str) -> None:
 
 
 def _report(plan, options, complete: bool) -> None:
+    from harness.engine.tracking import publish_report
     from harness.report import build_report
 
     try:
@@ -132,6 +133,9 @@ def _report(plan, options, complete: bool) -> None:
         return
     what = "report" if complete else "partial report"
     _say(f"{what}: {out / 'report.md'} (runs in {plan.folder})")
+    line = publish_report(plan.folder, out, options.wandb)
+    if line:
+        _say(line)
 
 
 def _print_plan(plan, workers: int) -> None:

@@ -255,6 +255,11 @@ def requeue(study: optuna.Study, numbers: list[int]) -> None:
             retry_callback()(study, t)
 
 
+def _trained(trial: FrozenTrial) -> bool:
+    """A worker (on this machine or another) trained the trial's unit to its end."""
+    return trial.state == TrialState.COMPLETE and trial.user_attrs.get("status") in ("done", "skipped")
+
+
 class Queue:
     """An ablation's runs as enqueued trials of the study named after the experiment."""
 
@@ -304,8 +309,9 @@ class Queue:
     def sync(self, units: list[Any], done: set[str], retry_failed: bool = False) -> dict[str, list[str]]:
         """Make the queue hold exactly the units still to run; returns unit keys per state.
 
-        Done units (by the run store) are skipped; a unit claimed by a dead worker is queued again; a unit
-        that failed ``1 + MAX_RETRIES`` times is left failed unless ``retry_failed``.
+        Done units (by the run store, or trained to the end by any machine's worker: the queue's record)
+        are skipped; a unit claimed by a dead worker is queued again; a unit that failed ``1 + MAX_RETRIES``
+        times is left failed unless ``retry_failed``.
         """
         reap(self.study)
         self._drop_stale({u.key for u in units})
@@ -314,7 +320,7 @@ class Queue:
         for unit in units:
             ts = trials.get(unit.key, [])
             states = {t.state for t in ts}
-            if unit.key in done:
+            if unit.key in done or any(_trained(t) for t in ts):
                 state = "done"
             elif TrialState.RUNNING in states:
                 state = "running"

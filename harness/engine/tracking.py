@@ -138,6 +138,10 @@ class Tracker:
 
         self._guard("image", log_image)
 
+    def log_objects(self, values: dict[str, Any]) -> None:
+        """W&B objects (tables, HTML) as they are, unlike ``log`` which keeps finite numbers only."""
+        self._guard("log", lambda: self.run.log(values))
+
     def summary(self, values: dict[str, Any]) -> None:
         def update() -> None:
             for k, v in values.items():
@@ -156,3 +160,67 @@ class Tracker:
 
 def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def publish_report(folder: Path, report: Path, mode: str) -> str | None:
+    """Put an experiment's answer beside its runs in W&B; returns the line that says where (None: W&B is
+    disabled). A W&B problem never fails the command: the report is written, W&B is a mirror."""
+    if mode == "disabled":
+        return None
+    try:
+        run_id = _publish(folder, report, mode)
+    except Exception as exc:  # noqa: BLE001 - a missing report file, a W&B error
+        return f"W&B: the report was not published ({type(exc).__name__}: {exc})"
+    return f"W&B: the report is run {run_id} (group {folder.name}, job_type report)" if run_id else (
+        "W&B: the report was not published (see the warning above)")  # fmt: skip
+
+
+def _publish(folder: Path, report: Path, mode: str) -> str | None:
+    """One W&B run (group = experiment, job_type "report") with the comparison table, the verdicts and the
+    report HTML. Its id is fixed per experiment (from its name and creation time), so rebuilding the report
+    appends to the same W&B run. W&B's files go under ``folder`` (the experiment's store folder)."""
+    import csv
+    import json
+
+    record = json.loads((folder / "experiment.json").read_text())
+    answer = json.loads((report / "report.json").read_text())
+    with open(report / "comparisons.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    import wandb
+
+    verdicts = answer.get("verdicts") or []
+    objects = {
+        "verdicts": wandb.Table(columns=["verdict"], data=[[v] for v in verdicts]),
+        "report": wandb.Html((report / "report.html").read_text()),
+    }
+    if rows:
+        objects["comparisons"] = wandb.Table(columns=rows[0], data=[_cells(r) for r in rows[1:]])
+    (folder / "wandb-report").mkdir(exist_ok=True)
+    project = record.get("project") or "cyclegan-harness"
+    run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{record['name']}@{record.get('created')}").hex[:12]
+    tracker = Tracker(mode)
+    tracker.start(run_id=run_id, project=project, group=record["name"], job_type="report",
+                  name=f"{record['name']} report", config={"experiment": record},
+                  run_dir=folder / "wandb-report")  # fmt: skip
+    if tracker.run is None:
+        return None
+    tracker.log_objects(objects)
+    tracker.summary(
+        {"verdicts": "\n".join(verdicts), "runs": answer.get("runs"), "primary": answer.get("primary")}
+    )
+    tracker.finish()
+    return run_id
+
+
+def _cells(row: list[str]) -> list[Any]:
+    """A CSV row with its numbers as numbers (empty: None), so W&B can sort and plot the table."""
+    out: list[Any] = []
+    for cell in row:
+        if cell == "":
+            out.append(None)
+            continue
+        try:
+            out.append(float(cell))
+        except ValueError:
+            out.append(cell)
+    return out
