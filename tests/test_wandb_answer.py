@@ -27,7 +27,7 @@ def test_the_report_goes_to_one_experiment_level_wandb_run(tmp_path, monkeypatch
         wandb.teardown()
     assert lines[0] == lines[1] and lines[0].startswith("W&B: the report is run ")
     run_id = lines[0].split()[5]
-    runs = sorted((folder / "wandb-report" / "wandb").glob("offline-run-*"))
+    runs = sorted((tmp_path / "runs" / ".wandb-reports" / "ablate-pool" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)  # one W&B run, appended to
     media = runs[-1] / "files" / "media"
     (table,) = (media / "table").glob("comparisons_*.table.json")

@@ -178,7 +178,7 @@ def publish_report(folder: Path, report: Path, mode: str) -> str | None:
 def _publish(folder: Path, report: Path, mode: str) -> str | None:
     """One W&B run (group = experiment, job_type "report") with the comparison table, the verdicts and the
     report HTML. Its id is fixed per experiment (from its name and creation time), so rebuilding the report
-    appends to the same W&B run. W&B's files go under ``folder`` (the experiment's store folder)."""
+    appends to the same W&B run. ``folder`` is the experiment's store folder."""
     import csv
     import json
 
@@ -195,13 +195,14 @@ def _publish(folder: Path, report: Path, mode: str) -> str | None:
     }
     if rows:
         objects["comparisons"] = wandb.Table(columns=rows[0], data=[_cells(r) for r in rows[1:]])
-    (folder / "wandb-report").mkdir(exist_ok=True)
+    files = folder.parent / ".wandb-reports" / folder.name  # not in the experiment folder: runs only there
+    files.mkdir(parents=True, exist_ok=True)
     project = record.get("project") or "cyclegan-harness"
     run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{record['name']}@{record.get('created')}").hex[:12]
     tracker = Tracker(mode)
     tracker.start(run_id=run_id, project=project, group=record["name"], job_type="report",
                   name=f"{record['name']} report", config={"experiment": record},
-                  run_dir=folder / "wandb-report")  # fmt: skip
+                  run_dir=files)  # fmt: skip
     if tracker.run is None:
         return None
     tracker.log_objects(objects)
