@@ -10,7 +10,6 @@ resumes the same run folders. Storage: ``runs/<name>/queue.journal`` on one mach
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -236,7 +235,6 @@ def release() -> None:
 
 
 def _beat(trial: optuna.Trial, stop: threading.Event) -> None:
-    """Stamp, and free the units of dead workers meanwhile: a busy worker still frees them in seconds."""
     while not stop.wait(HEARTBEAT_SECONDS):
         try:
             trial.set_user_attr("heartbeat", time.time())
@@ -244,8 +242,6 @@ def _beat(trial: optuna.Trial, stop: threading.Event) -> None:
             continue  # a full disk now: the next beat may pass
         except Exception:  # noqa: BLE001 - the trial was finished meanwhile: nothing left to keep alive
             return
-        with contextlib.suppress(Exception):  # the main loop reaps too; a failed try here costs nothing
-            reap(trial.study)
 
 
 def requeue(study: optuna.Study, numbers: list[int]) -> None:
