@@ -186,16 +186,10 @@ def worker_alive(worker: str | None, heartbeat: float | None) -> bool:
 
 
 def reap(study: optuna.Study) -> list[int]:
-    """Fail and queue again the trials whose worker is gone: Optuna's heartbeat check on SQL storages, the
-    worker's pid (or a stale "heartbeat" from another host) on a journal file. Returns their numbers."""
-    storage = study._storage  # noqa: SLF001 - Optuna exposes no public accessor
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if isinstance(storage, optuna.storages.RDBStorage):
-            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-            optuna.storages.fail_stale_trials(study)
-            now = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-            return sorted(before - now)
+    """Fail and queue again the trials whose worker is gone: on this host its pid is gone (or a zombie), on
+    another its "heartbeat" stamps stopped ``STALE_SECONDS`` ago. Any storage (on SQL, Optuna also fails
+    trials whose own heartbeat is older than the grace period, when a worker starts a trial). Returns their
+    numbers."""
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker, beat = t.user_attrs.get("worker"), t.user_attrs.get("heartbeat")
