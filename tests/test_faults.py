@@ -166,6 +166,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_full_disk_then_read_only_store_one_line_exit_2_then_resume(tmp_path, small_disk):
     args = _run_args(tmp_path, small_disk)
     full = _harness(tmp_path, *args)
@@ -267,6 +268,7 @@ def _running_workers(folder: Path) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_killing_the_parent_stops_its_workers_and_the_same_command_resumes(tmp_path):
     store = tmp_path / "runs"
     args = _run_args(tmp_path, store, "--workers", "2", "--set", "train.max_iters=40")

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 from optuna.trial import TrialState
 
@@ -63,6 +64,7 @@ def _running(folder: Path, pid: int) -> Path | None:
     return None
 
 
+@pytest.mark.slow
 def test_two_machines_one_queue_one_store_a_killed_machine_is_taken_over(postgres_url, tmp_path):  # noqa: F811
     shared, data = tmp_path / "shared-store", tmp_path / "data"
     spec = tmp_path / "a" / "two-machines.toml"
