@@ -142,26 +142,25 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
 def _child_peak_rss(
     cfg_dict: dict, kind: str, iters: int, threads: int, queue: multiprocessing.Queue
 ) -> None:
+    """Off Linux (no resettable peak mark), the peak since start-up stands for both (ru_maxrss: bytes on
+    macOS, KiB on Linux)."""
     torch.set_num_threads(threads)
     cfg = Config.from_dict(cfg_dict)
     device = torch.device("cpu")
     batches = random_batches(cfg, iters, device)
-    if _reset_peak_rss() and _rss_mb("VmRSS") is not None:
-        base = _rss_mb("VmRSS")
-        step = make_step(cfg, kind, device)
-        for batch in batches:
-            step(batch)
-        queue.put((base, _rss_mb("VmHWM")))
-        return
-    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    marked = _reset_peak_rss() and _rss_mb("VmRSS") is not None
+    base = _rss_mb("VmRSS") if marked else _max_rss_mb()
     step = make_step(cfg, kind, device)
     for batch in batches:
         step(batch)
-    queue.put((base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale))
+    queue.put((base, _rss_mb("VmHWM") if marked else _max_rss_mb()))
 
 
 def peak_memory_mb(cfg: Config, kind: str, device: torch.device, iters: int = 2) -> dict[str, float]:
@@ -287,12 +286,6 @@ class TimedCallbacks(Callbacks):
         finally:
             self.seconds[hook] = self.seconds.get(hook, 0.0) + time.perf_counter() - tick
 
-    def on_start(self, model, progress) -> None:
-        self._timed("on_start", model, progress)
-
-    def on_log(self, progress, losses) -> None:
-        self._timed("on_log", progress, losses)
-
     def on_eval(self, model, progress) -> None:
         if progress.iteration >= progress.total:  # the loop's last evaluation runs after wall_seconds is set
             tick = time.perf_counter()
@@ -301,11 +294,9 @@ class TimedCallbacks(Callbacks):
             return
         self._timed("on_eval", model, progress)
 
-    def on_checkpoint(self, progress, path) -> None:
-        self._timed("on_checkpoint", progress, path)
 
-    def should_stop(self, progress) -> bool:
-        return self._timed("should_stop", progress)
+for _hook in ("on_start", "on_log", "on_checkpoint", "should_stop"):  # each timed, then the wrapped one's
+    setattr(TimedCallbacks, _hook, lambda self, *args, _hook=_hook: self._timed(_hook, *args))
 
 
 def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: Path | None = None) -> dict:
