@@ -191,9 +191,10 @@ def list_(store: StoreOpt = Path("runs")) -> None:
         try:
             spec = load_spec(path)
         except UserError as exc:
-            kind = _kind(path)
-            if kind != "ablation":
-                table.add_row(path.stem, kind, _done(store / path.stem), _question(path))
+            raw = _raw(path)
+            if raw.get("kind", "ablation") != "ablation":
+                question = str(raw.get("question", ""))
+                table.add_row(path.stem, str(raw["kind"]), _done(store / path.stem), question)
             else:
                 table.add_row(path.stem, "invalid", "-", str(exc))
             continue
@@ -202,15 +203,12 @@ def list_(store: StoreOpt = Path("runs")) -> None:
     Console(width=max(100, Console().width)).print(table)
 
 
-def _kind(path: Path) -> str:
+def _raw(path: Path) -> dict:
+    """The spec's TOML as read, or nothing when it cannot be read (an invalid ablation spec)."""
     try:
-        return str(read_toml(path).get("kind", "ablation"))
+        return read_toml(path)
     except UserError:
-        return "ablation"
-
-
-def _question(path: Path) -> str:
-    return str(read_toml(path).get("question", ""))
+        return {}
 
 
 def _done(folder: Path, planned: int | None = None) -> str:

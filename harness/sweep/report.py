@@ -23,7 +23,7 @@ from harness.report import render, stats
 from harness.report.index import write_index
 from harness.report.render import Bullets, Code, Figure, KeyValues, Section, Table, Text, fmt
 from harness.sweep.confirm import CONFIRM_FILE, best_trial
-from harness.sweep.snapshot import read_snapshot, rebuild, write_snapshot
+from harness.sweep.snapshot import SNAPSHOT, rebuild, write_snapshot
 
 TOP = 10  # rows of the best-trials table
 MIN_SEEDS = 3  # fewer confirmation seeds per arm: intervals are shown, no better/worse verdict
@@ -54,7 +54,7 @@ def load(store: Path, name: str, storage: str | None = None) -> tuple[dict, optu
     if not experiment or experiment.get("kind") != "sweep":
         raise UserError(f"no sweep '{name}' in {store} (no sweep experiment.json in {folder})")
     live = _storage_study(folder, name, storage)
-    snapshot = write_snapshot(folder, live) if live is not None else read_snapshot(folder)
+    snapshot = write_snapshot(folder, live) if live is not None else engine_store.read_json(folder / SNAPSHOT)
     if snapshot is None:
         raise UserError(f"sweep '{name}': no trials.json in {folder} and the study storage cannot be opened")
     return experiment, rebuild(snapshot), snapshot
@@ -170,33 +170,23 @@ def importances(study: optuna.Study, target: Any, notes: list[str]) -> tuple[dic
 
 def pruning_savings(records: list[dict], n_seeds: int) -> dict[str, float]:
     """Iterations and time spent by pruned trials vs what they would have cost run to the end."""
-    spent_it = full_it = spent_s = full_s = 0.0
-    all_it = all_full = 0.0
+    keys = ("iterations", "full_iterations", "seconds", "full_seconds")
+    s = dict.fromkeys([f"pruned_{k}" for k in keys] + ["all_iterations", "all_full_iterations"], 0.0)
     for t in _counted(records):
         cost = t["user_attrs"].get("cost") or {}
-        it, total, wall = (
-            cost.get("iterations") or 0,
-            cost.get("total_iterations") or 0,
-            cost.get("wall_seconds") or 0,
-        )
+        it, total = cost.get("iterations") or 0, cost.get("total_iterations") or 0
         if t["state"] not in ("COMPLETE", "PRUNED") or not total:
             continue
-        units = max(1, len(t["user_attrs"].get("runs", [])))
-        full = total / units * n_seeds
-        all_it += it
-        all_full += full
+        full = total / max(1, len(t["user_attrs"].get("runs", []))) * n_seeds
+        s["all_iterations"] += it
+        s["all_full_iterations"] += full
         if t["state"] == "PRUNED":
-            spent_it, full_it = spent_it + it, full_it + full
-            spent_s += wall
-            full_s += wall / it * full if it else 0.0
-    return {
-        "pruned_iterations": spent_it,
-        "pruned_full_iterations": full_it,
-        "pruned_seconds": spent_s,
-        "pruned_full_seconds": full_s,
-        "all_iterations": all_it,
-        "all_full_iterations": all_full,
-    }
+            wall = cost.get("wall_seconds") or 0
+            s["pruned_iterations"] += it
+            s["pruned_full_iterations"] += full
+            s["pruned_seconds"] += wall
+            s["pruned_full_seconds"] += wall / it * full if it else 0.0
+    return s
 
 
 EDGE = 0.05  # share of a parameter's range (log scale where sampled so) that counts as its edge
