@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,10 @@ def time_interleaved(
     return times
 
 
-def step_gflop(cfg: Config, kind: str, device: torch.device) -> float:
-    """GFLOP of one iteration (forward and backward of all networks), counted by torch's FLOP counter."""
-    step = make_step(cfg, kind, device)
-    batch = random_batches(cfg, 1, device, seed=1)[0]
+def gflop(call: Callable[[], object]) -> float:
+    """GFLOP of one call (forward and backward, where it trains), counted by torch's FLOP counter."""
     with FlopCounterMode(display=False) as counter:
-        step(batch)
+        call()
     return counter.get_total_flops() / 1e9
 
 
@@ -106,9 +105,7 @@ class ConvProbe:
     def __init__(self, device: torch.device, size: int = 256) -> None:
         self.x = torch.randn(1, 64, size, size, device=device)
         self.w = torch.randn(64, 64, 3, 3, device=device)
-        with FlopCounterMode(display=False) as counter:
-            self(None)
-        self.gflop = counter.get_total_flops() / 1e9
+        self.gflop = gflop(lambda: self(None))
 
     def __call__(self, _batch: Batch | None) -> torch.Tensor:
         with torch.no_grad():
@@ -247,15 +244,15 @@ def run_bench(
     for kind in STEP_KINDS:
         s = summarise(times[kind]["wall"])
         s["cpu_median_ms"] = statistics.median(times[kind]["cpu"]) * 1e3
-        gflop = step_gflop(cfg, kind, device)
+        work = gflop(partial(make_step(cfg, kind, device), random_batches(cfg, 1, device, seed=1)[0]))
         sec = s["median_ms"] / 1e3
         s.update(
             {
                 "it_per_s": 1 / sec,
                 "images_per_s": n_images / sec,
-                "gflop_per_iter": gflop,
-                "gflops": gflop / sec,
-                "share_of_peak": gflop / sec / peak["gflops_median"],
+                "gflop_per_iter": work,
+                "gflops": work / sec,
+                "share_of_peak": work / sec / peak["gflops_median"],
             }
         )
         if memory:
