@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,10 @@ def time_interleaved(
     return times
 
 
-def step_gflop(cfg: Config, kind: str, device: torch.device) -> float:
-    """GFLOP of one iteration (forward and backward of all networks), counted by torch's FLOP counter."""
-    step = make_step(cfg, kind, device)
-    batch = random_batches(cfg, 1, device, seed=1)[0]
+def gflop(call: Callable[[], object]) -> float:
+    """GFLOP of one call (forward and backward, where it trains), counted by torch's FLOP counter."""
     with FlopCounterMode(display=False) as counter:
-        step(batch)
+        call()
     return counter.get_total_flops() / 1e9
 
 
@@ -106,9 +105,7 @@ class ConvProbe:
     def __init__(self, device: torch.device, size: int = 256) -> None:
         self.x = torch.randn(1, 64, size, size, device=device)
         self.w = torch.randn(64, 64, 3, 3, device=device)
-        with FlopCounterMode(display=False) as counter:
-            self(None)
-        self.gflop = counter.get_total_flops() / 1e9
+        self.gflop = gflop(lambda: self(None))
 
     def __call__(self, _batch: Batch | None) -> torch.Tensor:
         with torch.no_grad():
@@ -142,26 +139,25 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
 def _child_peak_rss(
     cfg_dict: dict, kind: str, iters: int, threads: int, queue: multiprocessing.Queue
 ) -> None:
+    """Off Linux (no resettable peak mark), the peak since start-up stands for both (ru_maxrss: bytes on
+    macOS, KiB on Linux)."""
     torch.set_num_threads(threads)
     cfg = Config.from_dict(cfg_dict)
     device = torch.device("cpu")
     batches = random_batches(cfg, iters, device)
-    if _reset_peak_rss() and _rss_mb("VmRSS") is not None:
-        base = _rss_mb("VmRSS")
-        step = make_step(cfg, kind, device)
-        for batch in batches:
-            step(batch)
-        queue.put((base, _rss_mb("VmHWM")))
-        return
-    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    marked = _reset_peak_rss() and _rss_mb("VmRSS") is not None
+    base = _rss_mb("VmRSS") if marked else _max_rss_mb()
     step = make_step(cfg, kind, device)
     for batch in batches:
         step(batch)
-    queue.put((base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale))
+    queue.put((base, _rss_mb("VmHWM") if marked else _max_rss_mb()))
 
 
 def peak_memory_mb(cfg: Config, kind: str, device: torch.device, iters: int = 2) -> dict[str, float]:
@@ -248,15 +244,15 @@ def run_bench(
     for kind in STEP_KINDS:
         s = summarise(times[kind]["wall"])
         s["cpu_median_ms"] = statistics.median(times[kind]["cpu"]) * 1e3
-        gflop = step_gflop(cfg, kind, device)
+        work = gflop(partial(make_step(cfg, kind, device), random_batches(cfg, 1, device, seed=1)[0]))
         sec = s["median_ms"] / 1e3
         s.update(
             {
                 "it_per_s": 1 / sec,
                 "images_per_s": n_images / sec,
-                "gflop_per_iter": gflop,
-                "gflops": gflop / sec,
-                "share_of_peak": gflop / sec / peak["gflops_median"],
+                "gflop_per_iter": work,
+                "gflops": work / sec,
+                "share_of_peak": work / sec / peak["gflops_median"],
             }
         )
         if memory:
@@ -287,12 +283,6 @@ class TimedCallbacks(Callbacks):
         finally:
             self.seconds[hook] = self.seconds.get(hook, 0.0) + time.perf_counter() - tick
 
-    def on_start(self, model, progress) -> None:
-        self._timed("on_start", model, progress)
-
-    def on_log(self, progress, losses) -> None:
-        self._timed("on_log", progress, losses)
-
     def on_eval(self, model, progress) -> None:
         if progress.iteration >= progress.total:  # the loop's last evaluation runs after wall_seconds is set
             tick = time.perf_counter()
@@ -301,11 +291,9 @@ class TimedCallbacks(Callbacks):
             return
         self._timed("on_eval", model, progress)
 
-    def on_checkpoint(self, progress, path) -> None:
-        self._timed("on_checkpoint", progress, path)
 
-    def should_stop(self, progress) -> bool:
-        return self._timed("should_stop", progress)
+for _hook in ("on_start", "on_log", "on_checkpoint", "should_stop"):  # each timed, then the wrapped one's
+    setattr(TimedCallbacks, _hook, lambda self, *args, _hook=_hook: self._timed(_hook, *args))
 
 
 def measure_overhead(cfg: Config, callbacks_factory: CallbacksFactory, run_dir: Path | None = None) -> dict:

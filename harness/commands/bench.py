@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -82,6 +83,20 @@ def _overhead_text(r: dict[str, Any]) -> str:
     )
 
 
+COLUMNS: dict[str, Callable[[dict[str, Any]], str]] = {  # header: the cell of one step kind's summary
+    "ms/it (median)": lambda s: f"{s['median_ms']:.1f}",
+    "IQR": lambda s: f"{s['q1_ms']:.1f}-{s['q3_ms']:.1f}",
+    "min-max": lambda s: f"{s['min_ms']:.1f}-{s['max_ms']:.1f}",
+    "CPU ms/it": lambda s: f"{s['cpu_median_ms']:.1f}",
+    "it/s": lambda s: f"{s['it_per_s']:.2f}",
+    "img/s": lambda s: f"{s['images_per_s']:.2f}",
+    "GFLOP/it": lambda s: f"{s['gflop_per_iter']:.2f}",
+    "GFLOP/s": lambda s: f"{s['gflops']:.1f}",
+    "of peak": lambda s: f"{100 * s['share_of_peak']:.0f} %",
+    "peak MB (base)": lambda s: f"{s['peak_mb']:.0f} ({s['base_mb']:.0f})" if "peak_mb" in s else "-",
+}
+
+
 def _print_table(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -93,35 +108,11 @@ def _print_table(r: dict[str, Any]) -> None:
         f"{r['iters']} interleaved iterations after {r['warmup']} warm-up"
     )
     table = Table(title=title)
-    for col in (
-        "step",
-        "ms/it (median)",
-        "IQR",
-        "min-max",
-        "CPU ms/it",
-        "it/s",
-        "img/s",
-        "GFLOP/it",
-        "GFLOP/s",
-        "of peak",
-        "peak MB (base)",
-    ):
-        table.add_column(col, justify="right" if col != "step" else "left")
+    table.add_column("step", justify="left")
+    for col in COLUMNS:
+        table.add_column(col, justify="right")
     for kind, s in r["steps"].items():
-        mem = f"{s['peak_mb']:.0f} ({s['base_mb']:.0f})" if "peak_mb" in s else "-"
-        table.add_row(
-            kind,
-            f"{s['median_ms']:.1f}",
-            f"{s['q1_ms']:.1f}-{s['q3_ms']:.1f}",
-            f"{s['min_ms']:.1f}-{s['max_ms']:.1f}",
-            f"{s['cpu_median_ms']:.1f}",
-            f"{s['it_per_s']:.2f}",
-            f"{s['images_per_s']:.2f}",
-            f"{s['gflop_per_iter']:.2f}",
-            f"{s['gflops']:.1f}",
-            f"{100 * s['share_of_peak']:.0f} %",
-            mem,
-        )
+        table.add_row(kind, *(cell(s) for cell in COLUMNS.values()))
     console.print(table)
     p = r["conv_peak"]
     console.print(

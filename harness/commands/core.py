@@ -119,6 +119,11 @@ def train(
     )
 
 
+def na(value: float | None, spec: str = ".4g") -> str:
+    """A number for a table cell, or n/a."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def plan_or_exit(images: list[Path], size: int | None, max_pixels: int | None) -> list:
     """The translation jobs, or one ``error:`` line per unusable image and exit code 2 (nothing written)."""
     from cyclegan.translate import MAX_PIXELS, plan
@@ -133,6 +138,10 @@ def plan_or_exit(images: list[Path], size: int | None, max_pixels: int | None) -
     return jobs
 
 
+CheckpointArg = Annotated[
+    Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")
+]
+DirectionOpt = Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")]
 SizeOpt = Annotated[
     int | None,
     typer.Option(help="Resize so the shorter side has N pixels (default: each image at its own size)."),
@@ -154,11 +163,9 @@ CONFIG_HELP = (
 
 @app.command(help="Translate image files with a trained generator." + CONFIG_HELP)
 def translate(
-    checkpoint: Annotated[
-        Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")
-    ],
+    checkpoint: CheckpointArg,
     images: Annotated[list[Path], typer.Argument(help="Image files of any size or mode.")],
-    direction: Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")] = "AtoB",
+    direction: DirectionOpt = "AtoB",
     out: Annotated[
         Path, typer.Option(help="Output folder; NAME.png per input (NAME_EXT.png where names clash).")
     ] = Path("translated"),

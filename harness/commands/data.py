@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,6 @@ from cyclegan.data.catalogue import (
 )
 from cyclegan.data.sources import DataError, data_home
 from cyclegan.data.validate import FolderReport, scan
-from harness.commands import synth
 
 app = typer.Typer()
 
@@ -31,7 +31,6 @@ data_app = typer.Typer(
 )
 models_app = typer.Typer(help="Official pretrained CycleGAN generators.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-data_app.add_typer(synth.app)
 app.add_typer(models_app, name="models")
 
 RootOpt = Annotated[
@@ -213,6 +212,42 @@ def data_check(
     if report.problems:
         raise DataError("; ".join(report.problems))
     typer.echo("ok")
+
+
+@data_app.command("synth")
+def synth(
+    task: Annotated[
+        str, typer.Argument(help="zebra (horse2zebra analogue) or seasons (summer2winter analogue).")
+    ],
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 32,
+    n_train: Annotated[int, typer.Option("--n-train", help="Training images per domain.")] = 500,
+    n_test: Annotated[
+        int, typer.Option("--n-test", help="Test scenes, each rendered in both domains.")
+    ] = 100,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Data root; the set lands in OUT/synth/ (default: $HARNESS_DATA or ./data)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Scene seed: the same seed gives the same bytes.")] = 0,
+) -> None:
+    """Generate a synthetic data set (reused when its parameters have not changed) and print where it is."""
+    from cyclegan.synth import ensure_dataset_status, read_manifest
+
+    start = time.perf_counter()
+    folder, regenerated = ensure_dataset_status(task, size, n_train, n_test, out or data_home(), seed)
+    manifest = read_manifest(folder) or {}
+    what = "generated" if regenerated else "reused (parameters unchanged)"
+    typer.echo(f"{what}: {folder}")
+    typer.echo(
+        f"  {task}, {size} px, {n_train} train images per domain, {n_test} paired test scenes, seed {seed}; "
+        f"content hash {manifest.get('content_hash', '?')[:16]}; {time.perf_counter() - start:.1f} s"
+    )
+    if seed == 0:  # training runs always use scene seed 0
+        env = f"HARNESS_DATA={out} " if out else ""
+        typer.echo(
+            f"  train on it: {env}harness train --set 'data.dataset=synth:{task} data.synth_size={size} "
+            f"data.synth_n_train={n_train} data.synth_n_test={n_test}'"
+        )
 
 
 ModelsRootOpt = Annotated[

@@ -8,15 +8,12 @@ from typing import Annotated
 
 import typer
 
+from harness.commands.core import na
 from harness.errors import UserError
 
 app = typer.Typer()
 
 NORM_STATS = ("running", "per-image")
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
 
 
 @app.command("eval")
@@ -77,8 +74,8 @@ def evaluate(
     for name, value in metrics.items():
         m = REGISTRY[name]
         better = "higher" if m.higher_is_better else "lower"
-        cells = [_fmt(row.get(name)) for row in refs.values()]
-        table.add_row(name, better, _fmt(value), *cells, m.definition)
+        cells = [na(row.get(name)) for row in refs.values()]
+        table.add_row(name, better, na(value), *cells, m.definition)
     Console(width=220).print(table)
     prov = evaluator.provenance()
     rejection = ", ".join(f"{k} {v:.0%}" for k, v in prov["classifier_rejection"].items())

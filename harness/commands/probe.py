@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harness.commands.core import CONFIG_HELP, MaxPixelsOpt, SizeOpt, plan_or_exit
+from harness.commands import core
 
 app = typer.Typer()
 
@@ -18,24 +18,18 @@ probe_app = typer.Typer(
 app.add_typer(probe_app, name="probe")
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 @probe_app.command(
     "ood",
     help="Translate out-of-domain images; per image, how much changed overall and in "
-    "brownish regions." + CONFIG_HELP,
+    "brownish regions." + core.CONFIG_HELP,
 )
 def ood(
-    checkpoint: Annotated[
-        Path, typer.Argument(help="Our checkpoint, or a bare reference generator state dict.")
-    ],
+    checkpoint: core.CheckpointArg,
     images: Annotated[list[Path], typer.Argument(help="Images from neither domain (e.g. cats).")],
-    direction: Annotated[str, typer.Option(help="AtoB uses G_A, BtoA uses G_B.")] = "AtoB",
+    direction: core.DirectionOpt = "AtoB",
     out: Annotated[Path, typer.Option(help="Folder for ood-grid.png and ood.json.")] = Path("probe-ood"),
-    size: SizeOpt = None,
-    max_pixels: MaxPixelsOpt = None,
+    size: core.SizeOpt = None,
+    max_pixels: core.MaxPixelsOpt = None,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -46,7 +40,7 @@ def ood(
     from cyclegan.translate import load_generator, to_image, translate_image
 
     G, _ = load_generator(checkpoint, direction)
-    jobs = plan_or_exit(images, size, max_pixels)
+    jobs = core.plan_or_exit(images, size, max_pixels)
     rows, panels = [], []
     for job in jobs:
         x, y = translate_image(G, job)
@@ -54,9 +48,9 @@ def ood(
         rows.append(row)
         change = (to_unit(y) - to_unit(x)).abs().mean(1, keepdim=True).expand(-1, 3, -1, -1) * 2 - 1
         caption = (
-            f"{job.path.name} ({job.out_size[0]}x{job.out_size[1]}): change {_fmt(row['change'])}, "
-            f"brownish {_fmt(row['brown_share'], '.1%')}, "
-            f"brownish/other {_fmt(row['brown_over_other'], '.2f')}"
+            f"{job.path.name} ({job.out_size[0]}x{job.out_size[1]}): change {core.na(row['change'], '.3f')}, "
+            f"brownish {core.na(row['brown_share'], '.1%')}, "
+            f"brownish/other {core.na(row['brown_over_other'], '.2f')}"
         )
         panels.append((caption, [to_image(x), to_image(y), to_image(change)]))
     table = Table(
@@ -67,11 +61,11 @@ def ood(
     for job, r in zip(jobs, rows, strict=True):
         table.add_row(
             job.path.name,
-            _fmt(r["change"]),
-            _fmt(r["brown_share"], ".1%"),
-            _fmt(r["change_brown"]),
-            _fmt(r["change_other"]),
-            _fmt(r["brown_over_other"], ".2f"),
+            core.na(r["change"], ".3f"),
+            core.na(r["brown_share"], ".1%"),
+            core.na(r["change_brown"], ".3f"),
+            core.na(r["change_other"], ".3f"),
+            core.na(r["brown_over_other"], ".2f"),
         )
     Console().print(table)
     grid = labelled_grid(panels, ["input", "output", "|output - input| (black 0, white 1)"])

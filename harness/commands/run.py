@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cyclegan.config import parse_set
-from harness.commands.progress import cells, watch
+from harness.commands.progress import resumable, run_workers, runs_table, say_estimate
+from harness.commands.sweep import join_sweep, worker_log
 from harness.engine import status as st
 from harness.engine.spec import SPEC_DIR, load_spec, read_toml
 from harness.engine.tracking import pick_mode
@@ -76,7 +78,7 @@ def run(
     runner.check_data(plan)
     command = "harness run " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["run"] else f"harness run {name}"
     queue, state = runner.prepare(plan, options, command)
-    _say(
+    typer.echo(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
         f"{len(state['done'])} done, {len(state['queued'])} to run, {len(state['running'])} running, "
         f"{len(state['failed'])} failed; store {plan.folder}"
@@ -85,41 +87,27 @@ def run(
         if options.evaluate:
             runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
         workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
-        worker_options = WorkerOptions(
-            store, options.wandb, plan.spec.project, runner.worker_threads(workers)
-        )
-        try:
-            if workers == 1:  # in this process: no start-up cost, and the same numbers as any worker
-                watch(plan.folder, lambda: work(queue.study, Ablation(queue.study), worker_options) and None)
-            else:
-                procs = runner.spawn(plan.spec.name, workers, worker_options, storage)
-                watch(plan.folder, lambda: [p.wait() for p in procs] and None, procs)
-                if any(p.returncode == 2 for p in procs):  # a store fault: the workers said which, in a line
-                    raise typer.Exit(2)
-        except KeyboardInterrupt:
-            typer.echo("interrupted; run the same command again to resume", err=True)
-            raise typer.Exit(130) from None
+        opts = WorkerOptions(store, options.wandb, plan.spec.project, runner.worker_threads(workers))
+        with resumable():
+            job = partial(work, queue.study, Ablation(queue.study), opts)
+            run_workers(plan.folder, workers, job, plan.spec.name, opts, storage)
     rows = st.experiment_rows(plan.folder)[1]
     c = st.counts(rows)
-    _say(
+    typer.echo(
         f"{plan.spec.name}: {c['done']}/{len(rows)} done, {c['failed']} failed, "
         f"{c['pending'] + c['running']} not done"
     )
     if c["pending"]:
-        _say(f"run the same command again to resume the {c['pending']} unfinished run(s)")
+        typer.echo(f"run the same command again to resume the {c['pending']} unfinished run(s)")
     for r in rows:
         if r["state"] == "failed":
-            _say(f"  failed {r['run']}: {r['note']}")
+            typer.echo(f"  failed {r['run']}: {r['note']}")
     if no_report:
-        _say(f"runs are in {plan.folder}")
+        typer.echo(f"runs are in {plan.folder}")
     else:
         _report(plan, options, c["done"] == len(rows))
     if c["done"] != len(rows):
         raise typer.Exit(1)
-
-
-def _say(line: str) -> None:
-    typer.echo(line)
 
 
 def _report(plan, options, complete: bool) -> None:
@@ -129,39 +117,27 @@ def _report(plan, options, complete: bool) -> None:
     try:
         out = build_report(options.store, plan.spec.name, options.reports)
     except Exception as exc:  # noqa: BLE001 - the runs are safe; a report problem must not hide them
-        _say(f"runs are in {plan.folder}; the report could not be built: {type(exc).__name__}: {exc}")
+        typer.echo(f"runs are in {plan.folder}; the report could not be built: {type(exc).__name__}: {exc}")
         return
-    what = "report" if complete else "partial report"
-    _say(f"{what}: {out / 'report.md'} (runs in {plan.folder})")
+    typer.echo(f"{'report' if complete else 'partial report'}: {out / 'report.md'} (runs in {plan.folder})")
     line = publish_report(plan.folder, out, options.wandb)
     if line:
-        _say(line)
+        typer.echo(line)
 
 
 def _print_plan(plan, workers: int) -> None:
-    from harness.engine import estimate, runner
+    from harness.engine import runner
     from harness.engine.worker import is_done
 
     todo = [u for u in plan.units if not is_done(u)]
-    _say(f"{plan.spec.name}: {plan.spec.question}")
-    _say(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
+    typer.echo(f"{plan.spec.name}: {plan.spec.question}")
+    typer.echo(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
     for u in plan.units:
         its = runner.planned_iterations(u.cfg)
         mark = "done" if u not in todo else "todo"
-        _say(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
-    iterations = [runner.planned_iterations(u.cfg) for u in todo]
-    if None in iterations:
-        seconds, how = None, "unknown (cannot count the training images)"
-    else:
-        seconds = estimate.plan_seconds([(u.cfg, n) for u, n in zip(todo, iterations, strict=True)], workers)
-        how = estimate.how(workers)
-    _say(
-        f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
-        f"about {st.fmt_seconds(seconds)} ({how})"
-    )
-    warning = estimate.too_long(seconds or 0, plan.preset)
-    if warning:
-        _say(warning)
+        typer.echo(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
+    lead = f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
+    say_estimate(lead, [(u.cfg, runner.planned_iterations(u.cfg)) for u in todo], workers, plan.preset)
 
 
 @app.command()
@@ -185,26 +161,18 @@ def worker(
     from cyclegan.atomic import atomic_write_json
     from harness.engine.queue import Queue
     from harness.engine.worker import Ablation, WorkerOptions, work
-    from harness.sweep.run import default_index, find_sweep, join
+    from harness.sweep.run import default_index, find_sweep
     from harness.sweep.spec import load_spec as load_sweep
 
     i = default_index() if index is None else index
-    log = (
-        (lambda m: typer.echo(m, err=True))
-        if index is None
-        else (lambda m: typer.echo(f"[worker {i}] {m}", err=True))
-    )
+    log = worker_log(f"[worker {i}] " if index is not None else "")
     options = WorkerOptions(
         store, pick_mode(wandb), project or "cyclegan-harness", threads, not no_eval, i, log=log
     )
-    try:
+    with resumable():
         path = find_sweep(name)
         if path:  # a sweep's trials come from its sampler
-            done = join(load_sweep(path), storage, (heartbeat, grace), options)
-            typer.echo(
-                f"worker {i}: {done['complete']} finished, {done['pruned']} pruned, {done['failed']} failed"
-            )
-            return
+            return join_sweep(load_sweep(path), storage, (heartbeat, grace), options)
         folder = store / name
         queue = Queue(name, storage, folder, create=False, heartbeat=(heartbeat, grace))
         record = queue.experiment_record() or {}
@@ -212,9 +180,6 @@ def worker(
             atomic_write_json(folder / "experiment.json", record)
         options.project = project or record.get("project", options.project)
         work(queue.study, Ablation(queue.study), options)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
 
 
 @app.command("list")
@@ -230,9 +195,10 @@ def list_(store: StoreOpt = Path("runs")) -> None:
         try:
             spec = load_spec(path)
         except UserError as exc:
-            kind = _kind(path)
-            if kind != "ablation":
-                table.add_row(path.stem, kind, _done(store / path.stem), _question(path))
+            raw = _raw(path)
+            if raw.get("kind", "ablation") != "ablation":
+                question = str(raw.get("question", ""))
+                table.add_row(path.stem, str(raw["kind"]), _done(store / path.stem), question)
             else:
                 table.add_row(path.stem, "invalid", "-", str(exc))
             continue
@@ -241,15 +207,12 @@ def list_(store: StoreOpt = Path("runs")) -> None:
     Console(width=max(100, Console().width)).print(table)
 
 
-def _kind(path: Path) -> str:
+def _raw(path: Path) -> dict:
+    """The spec's TOML as read, or nothing when it cannot be read (an invalid ablation spec)."""
     try:
-        return str(read_toml(path).get("kind", "ablation"))
+        return read_toml(path)
     except UserError:
-        return "ablation"
-
-
-def _question(path: Path) -> str:
-    return str(read_toml(path).get("question", ""))
+        return {}
 
 
 def _done(folder: Path, planned: int | None = None) -> str:
@@ -279,15 +242,6 @@ def status(
         typer.echo(json.dumps({"experiment": name, "counts": c, "runs": rows}, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    primary = (record.get("metrics") or {}).get("primary", "metric")
-    table = Table(
-        title=f"{name}: {c['done']} done, {c['running']} running, {c['failed']} failed, "
-        f"{c['pending']} pending"
-    )
-    for col in ("run", "state", "step", "it/s", "ETA", primary):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*cells(r))
-    Console(width=max(100, Console().width)).print(table)
+    title = f"{name}: {c['done']} done, {c['running']} running, {c['failed']} failed, {c['pending']} pending"
+    Console(width=max(100, Console().width)).print(runs_table(title, record, rows))

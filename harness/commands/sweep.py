@@ -5,25 +5,17 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cyclegan.config import parse_set
-from harness.commands.progress import watch
+from harness import options as opt
+from harness.commands.progress import resumable, run_workers, say_estimate
 from harness.errors import UserError
-from harness.options import (
-    GraceOpt,
-    HeartbeatOpt,
-    IndexOpt,
-    ReportsOpt,
-    SetOpt,
-    SpecPresetOpt,
-    StorageOpt,
-    StoreOpt,
-    WandbOpt,
-)  # fmt: skip
 
 app = typer.Typer()
 
@@ -42,12 +34,12 @@ def sweep(
         ),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="Local worker processes.")] = 1,
-    storage: StorageOpt = None,
-    preset: SpecPresetOpt = None,
-    set_: SetOpt = None,
-    store: StoreOpt = Path("runs"),
-    reports: ReportsOpt = Path("reports"),
-    wandb: WandbOpt = "auto",
+    storage: opt.StorageOpt = None,
+    preset: opt.SpecPresetOpt = None,
+    set_: opt.SetOpt = None,
+    store: opt.StoreOpt = Path("runs"),
+    reports: opt.ReportsOpt = Path("reports"),
+    wandb: opt.WandbOpt = "auto",
     confirm: Annotated[
         int | None,
         typer.Option(
@@ -61,13 +53,13 @@ def sweep(
             "--join", help="Join an existing study as one worker (another machine, or a local worker)."
         ),
     ] = False,
-    index: IndexOpt = None,
+    index: opt.IndexOpt = None,
     threads: Annotated[
         int, typer.Option("--threads", help="Torch threads per worker (0 = cores / workers).")
     ] = 0,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the report at the end.")] = False,
-    heartbeat: HeartbeatOpt = None,
-    grace: GraceOpt = None,
+    heartbeat: opt.HeartbeatOpt = None,
+    grace: opt.GraceOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the search space, the trials to run and an estimate.")
     ] = False,
@@ -96,18 +88,11 @@ def sweep(
         return
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     i = R.default_index() if join and index is None else (index or 0)
-    log = (
-        (lambda m: typer.echo(f"[worker {i}] {m}", err=True)) if join else (lambda m: typer.echo(m, err=True))
-    )
     opts = WorkerOptions(store, pick_mode(wandb), threads=threads or runner.worker_threads(max(1, workers)),
-                         index=i, log=log)  # fmt: skip
-    try:
+                         index=i, log=worker_log(f"[worker {i}] " if join else ""))  # fmt: skip
+    with resumable("interrupted; the running trials are queued again: run the same command to resume"):
         if join:
-            done = R.join(spec, storage, (heartbeat, grace), opts)
-            typer.echo(
-                f"worker {i}: {done['complete']} finished, {done['pruned']} pruned, {done['failed']} failed"
-            )
-            return
+            return join_sweep(spec, storage, (heartbeat, grace), opts)
         command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         adopt = preset is None and not overrides  # no flags: the study's own config (confirm, reruns)
         study, target, spec = R.prepare(spec, storage, store, add, command, adopt)
@@ -116,12 +101,8 @@ def sweep(
         if workers == 0:
             typer.echo(f"study ready; start workers with: harness worker {spec.name} --storage ...")
             return
-        folder = store / spec.name
-        if workers == 1:  # in this process
-            watch(folder, lambda: R.join(spec, storage, (heartbeat, grace), opts) and None)
-        else:
-            procs = runner.spawn(str(spec.path), workers, opts, storage)
-            watch(folder, lambda: [p.wait() for p in procs] and None, procs)
+        job = partial(R.join, spec, storage, (heartbeat, grace), opts)
+        run_workers(store / spec.name, workers, job, str(spec.path), opts, storage)
         k = spec.confirm_seeds if confirm is None else confirm
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if k and not finished:
@@ -136,17 +117,24 @@ def sweep(
             folder = build_sweep_report(store, spec.name, reports, storage=storage)
             typer.echo(f"report: {folder / 'report.md'}")
             typer.echo(f"html:   {folder / 'report.html'}")
-    except KeyboardInterrupt:
-        typer.echo(
-            "interrupted; the running trials are queued again: run the same command to resume", err=True
-        )
-        raise typer.Exit(130) from None
+
+
+def worker_log(prefix: str) -> Callable[[str], None]:
+    """A worker's progress lines go to stderr, prefixed with its index when several share the terminal."""
+    return lambda line: typer.echo(f"{prefix}{line}", err=True)
+
+
+def join_sweep(spec, storage: str | None, heartbeat: tuple[int | None, int | None], opts) -> None:
+    """Work on the sweep's study as one worker (``--join``, ``harness worker``) and say what it did."""
+    from harness.sweep.run import join
+
+    n = join(spec, storage, heartbeat, opts)
+    typer.echo(f"worker {opts.index}: {n['complete']} finished, {n['pruned']} pruned, {n['failed']} failed")
 
 
 def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
     """The search space, the trials and confirmation runs to add, and an estimate of their wall-clock time."""
     from harness.engine import runner
-    from harness.engine.status import fmt_seconds
     from harness.sweep.spec import base_config
 
     cfg = base_config(spec)
@@ -160,10 +148,8 @@ def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
     k = spec.confirm_seeds if confirm is None else confirm
     runs = add * len(spec.seeds) + 2 * k
     its = runner.planned_iterations(cfg)
-    seconds = its * runner.time_steps(cfg, runner.worker_threads(workers)) * runs / workers if its else None
-    typer.echo(
+    lead = (
         f"up to {add} trial(s) x {len(spec.seeds)} seed(s) + {2 * k} confirmation run(s) = {runs} runs of "
-        f"{its if its is not None else '?'} iterations with {workers} worker(s): at most about "
-        f"{fmt_seconds(seconds)} (3 train steps of the base config timed here; pruning shortens it; "
-        "excludes data generation and evaluation)"
+        f"{its if its is not None else '?'} iterations with {workers} worker(s), less with pruning: at most "
     )
+    say_estimate(lead, [(cfg, its)] * runs, workers, spec.preset)

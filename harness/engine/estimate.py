@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config
 from cyclegan.fast import compile_cache_dir
 
-MAX_AGE_S = 24 * 3600
-DAY_S = 24 * 3600
+DAY_S = 24 * 3600  # a cached probe is this fresh; a plan this long gets a warning
 PROBE_SECONDS = 5.0  # timed steps per probe process: until this long (load varies), at least one
 
 
@@ -69,18 +69,6 @@ def _read_cache() -> dict[str, Any]:
         return json.loads(cache_file().read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _write_cache(entries: dict[str, Any]) -> None:
-    """Atomic (temp, fsync, rename): parallel workers may read it while a dry-run writes it."""
-    path = cache_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(entries, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _data_on_disk(cfg: Config) -> bool:
@@ -169,9 +157,7 @@ def throughput(cfg: Config, workers: int = 1, *, measure: bool = True) -> dict[s
     ``measure``); with ``measure=False`` the freshest cached probe of this config at any worker count."""
     entries = _read_cache()
     key = config_key(cfg)
-    fresh = {
-        w: e for w, e in entries.get(key, {}).items() if time.time() - e.get("measured_at", 0) < MAX_AGE_S
-    }
+    fresh = {w: e for w, e in entries.get(key, {}).items() if time.time() - e.get("measured_at", 0) < DAY_S}
     if str(workers) in fresh:
         return fresh[str(workers)]
     if not measure:
@@ -179,7 +165,7 @@ def throughput(cfg: Config, workers: int = 1, *, measure: bool = True) -> dict[s
     result = probe(cfg, workers)
     entries = _read_cache()  # another process may have written meanwhile
     entries.setdefault(key, {})[str(workers)] = result
-    _write_cache(entries)
+    atomic_write_json(cache_file(), entries)  # parallel workers may read it while a dry-run writes it
     return result
 
 
@@ -189,13 +175,6 @@ def iteration_seconds(entry: dict[str, Any], cfg: Config) -> float:
     if cfg.data.num_workers > 0:
         return max(step, data / cfg.data.num_workers)
     return step + data
-
-
-def seconds_per_iteration(cfg: Config, workers: int = 1) -> float:
-    """Seconds per training iteration of ``cfg`` for each of ``workers`` runs sharing this machine."""
-    entry = throughput(cfg, workers)
-    assert entry is not None
-    return iteration_seconds(entry, cfg)
 
 
 def run_seconds(cfg: Config, iterations: int, workers: int = 1) -> float:

@@ -16,7 +16,6 @@ import optuna
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import apply_overrides
-from harness.engine import store as engine_store
 from harness.engine.plan import unit_for
 from harness.engine.worker import WorkerOptions, run_unit
 from harness.errors import UserError
@@ -47,24 +46,6 @@ def best_trial(study: optuna.Study, directions: list[str]) -> optuna.trial.Froze
     return max(study.best_trials, key=lambda t: sign * t.values[0])
 
 
-def _show(value: Any) -> str:
-    """4 significant digits, still a TOML float (``10.0``, not ``10``)."""
-    if isinstance(value, float):
-        return repr(float(f"{value:.4g}"))
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def override_line(overrides: dict[str, Any]) -> str:
-    """The recommendation as command-line options: ``--set k=v`` once per key, as the CLI takes them."""
-    return " ".join(f"--set {k}={_show(v)}" for k, v in overrides.items())
-
-
-def base_table(overrides: dict[str, Any]) -> str:
-    """The recommendation as a spec's ``[base]`` table."""
-    value = lambda v: f'"{v}"' if isinstance(v, str) else _show(v)  # noqa: E731
-    return "\n".join(["[base]", *(f'"{k}" = {value(v)}' for k, v in overrides.items())])
-
-
 def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, opts: WorkerOptions) -> dict:
     """Train best and default on k fresh seeds (resuming what exists); record confirm.json for the report."""
     best = best_trial(study, spec.directions)
@@ -86,7 +67,3 @@ def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, 
             record["runs"][arm].append(unit.key)
     atomic_write_json(store / spec.name / CONFIRM_FILE, record)
     return record
-
-
-def read_confirmation(folder: Path) -> dict | None:
-    return engine_store.read_json(folder / CONFIRM_FILE)

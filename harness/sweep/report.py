@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +19,11 @@ from optuna.trial import TrialState
 from cyclegan.atomic import atomic_write_json, atomic_write_text
 from harness.engine import store as engine_store
 from harness.errors import UserError
-from harness.report import stats
+from harness.report import render, stats
 from harness.report.index import write_index
-from harness.report.render import (
-    Bullets,
-    Code,
-    Figure,
-    KeyValues,
-    Section,
-    Table,
-    Text,
-    fmt,
-    to_html,
-    to_markdown,
-)
-from harness.sweep.confirm import base_table, best_trial, override_line, read_confirmation
-from harness.sweep.snapshot import read_snapshot, rebuild, write_snapshot
+from harness.report.render import Bullets, Code, Figure, KeyValues, Section, Table, Text, fmt
+from harness.sweep.confirm import CONFIRM_FILE, best_trial
+from harness.sweep.snapshot import SNAPSHOT, rebuild, write_snapshot
 
 TOP = 10  # rows of the best-trials table
 MIN_SEEDS = 3  # fewer confirmation seeds per arm: intervals are shown, no better/worse verdict
@@ -64,7 +54,7 @@ def load(store: Path, name: str, storage: str | None = None) -> tuple[dict, optu
     if not experiment or experiment.get("kind") != "sweep":
         raise UserError(f"no sweep '{name}' in {store} (no sweep experiment.json in {folder})")
     live = _storage_study(folder, name, storage)
-    snapshot = write_snapshot(folder, live) if live is not None else read_snapshot(folder)
+    snapshot = write_snapshot(folder, live) if live is not None else engine_store.read_json(folder / SNAPSHOT)
     if snapshot is None:
         raise UserError(f"sweep '{name}': no trials.json in {folder} and the study storage cannot be opened")
     return experiment, rebuild(snapshot), snapshot
@@ -139,15 +129,15 @@ def _save(ax: Any, path: Path) -> Path:
     return path
 
 
-def _plot(make: Any, path: Path, notes: list[str], what: str, caption: str) -> list[Figure]:
-    """The figure drawn by ``make`` saved to ``path`` (one item), or none with a note when it cannot be."""
+def _plot(caption: str, path: Path, notes: list[str], what: str, draw: Any, kwargs: dict) -> list[Figure]:
+    """The figure ``draw(**kwargs)`` saved to ``path`` (one item), or none with a note when it cannot be."""
     import matplotlib
 
     matplotlib.use("Agg")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return [Figure(_save(make(), path), caption)]
+            return [Figure(_save(draw(**kwargs), path), caption)]
     except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn (too few trials) is noted, not fatal
         notes.append(f"{what}: not drawn ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
         return []
@@ -178,35 +168,25 @@ def importances(study: optuna.Study, target: Any, notes: list[str]) -> tuple[dic
     return {}, "none"
 
 
-def pruning_savings(frame: pd.DataFrame, records: list[dict], n_seeds: int) -> dict[str, float]:
+def pruning_savings(records: list[dict], n_seeds: int) -> dict[str, float]:
     """Iterations and time spent by pruned trials vs what they would have cost run to the end."""
-    spent_it = full_it = spent_s = full_s = 0.0
-    all_it = all_full = 0.0
+    keys = ("iterations", "full_iterations", "seconds", "full_seconds")
+    s = dict.fromkeys([f"pruned_{k}" for k in keys] + ["all_iterations", "all_full_iterations"], 0.0)
     for t in _counted(records):
         cost = t["user_attrs"].get("cost") or {}
-        it, total, wall = (
-            cost.get("iterations") or 0,
-            cost.get("total_iterations") or 0,
-            cost.get("wall_seconds") or 0,
-        )
+        it, total = cost.get("iterations") or 0, cost.get("total_iterations") or 0
         if t["state"] not in ("COMPLETE", "PRUNED") or not total:
             continue
-        units = max(1, len(t["user_attrs"].get("runs", [])))
-        full = total / units * n_seeds
-        all_it += it
-        all_full += full
+        full = total / max(1, len(t["user_attrs"].get("runs", []))) * n_seeds
+        s["all_iterations"] += it
+        s["all_full_iterations"] += full
         if t["state"] == "PRUNED":
-            spent_it, full_it = spent_it + it, full_it + full
-            spent_s += wall
-            full_s += wall / it * full if it else 0.0
-    return {
-        "pruned_iterations": spent_it,
-        "pruned_full_iterations": full_it,
-        "pruned_seconds": spent_s,
-        "pruned_full_seconds": full_s,
-        "all_iterations": all_it,
-        "all_full_iterations": all_full,
-    }
+            wall = cost.get("wall_seconds") or 0
+            s["pruned_iterations"] += it
+            s["pruned_full_iterations"] += full
+            s["pruned_seconds"] += wall
+            s["pruned_full_seconds"] += wall / it * full if it else 0.0
+    return s
 
 
 EDGE = 0.05  # share of a parameter's range (log scale where sampled so) that counts as its edge
@@ -230,6 +210,17 @@ def edge_notes(params: dict[str, dict], best: dict[str, Any]) -> list[str]:
                 "before reading this as the best value"
             )
     return notes
+
+
+def _show(value: Any) -> str:
+    """4 significant digits, still a TOML float (``10.0``, not ``10``)."""
+    if isinstance(value, float):
+        return repr(float(f"{value:.4g}"))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _toml(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else _show(value)
 
 
 def _verdict(c: stats.Comparison, name: str) -> str:
@@ -256,12 +247,11 @@ def _verdict(c: stats.Comparison, name: str) -> str:
 
 
 def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]:
-    conf = read_confirmation(folder)
+    conf = engine_store.read_json(folder / CONFIRM_FILE)
     if not conf:
-        name = experiment["name"]
         return [
             Text(
-                f"Not confirmed yet: run `harness sweep {name} --confirm 3` to re-run the best "
+                f"Not confirmed yet: run `harness sweep {experiment['name']} --confirm 3` to re-run the best "
                 "config and the default with 3 fresh seeds."
             )
         ]
@@ -302,18 +292,134 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
             }
         )
         verdicts.append(_verdict(c, experiment["name"]))
-    frame = pd.DataFrame(rows)
+    default = ", ".join(f"{k}={v}" for k, v in conf["default"].items())
+    seeds = ", ".join(str(s) for s in conf["seeds"])
     return [
-        KeyValues(
-            [
-                ("fresh seeds", ", ".join(str(s) for s in conf["seeds"])),
-                ("best trial", str(conf["best_trial"])),
-                ("default", ", ".join(f"{k}={v}" for k, v in conf["default"].items())),
-            ]
-        ),
-        Table(frame, "Best config vs default re-run with the same fresh seeds"),
+        KeyValues([("fresh seeds", seeds), ("best trial", str(conf["best_trial"])), ("default", default)]),
+        Table(pd.DataFrame(rows), "Best config vs default re-run with the same fresh seeds"),
         Bullets(verdicts),
     ]
+
+
+def _summary(experiment: dict, snapshot: dict, states: dict[str, int]) -> Section:
+    sweep = experiment["sweep"]
+    objectives = sweep["objectives"]
+    multi = len(objectives) > 1
+    seeds = experiment.get("seeds") or [0]
+    off = " (off: Optuna cannot prune several objectives)" if multi else ""
+    trials = (
+        f"{states['complete']} finished, {states['pruned']} pruned, {states['fail']} failed, "
+        f"{states['unfinished']} unfinished"
+    )
+    search = f"{sweep['sampler']} sampler (seed {sweep['sampler_seed']} + worker index), pruner "
+    named = ", ".join(f"{o['metric']} ({o['direction']})" for o in objectives)
+    items = [
+        ("objective" + ("s" if multi else ""), named),
+        ("trials", trials),
+        ("target", str(snapshot["user_attrs"].get("target_trials", "?"))),
+        ("search", search + sweep["pruner"] + off),
+        ("seeds per trial", f"{len(seeds)} (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})"),
+        ("preset / data", f"{experiment.get('preset')} / {experiment.get('data')}"),
+        ("storage", str(experiment.get("storage"))),
+        ("command", str(experiment.get("command"))),
+    ]
+    return Section("Summary", [Text(experiment.get("question") or ""), KeyValues(items)])
+
+
+def _best_trials(study: optuna.Study, frame: pd.DataFrame, metrics: list[str], directions: list) -> Section:
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return Section("Best trials", [Text("No finished trial yet.")])
+    shown = frame[frame["state"] == "complete"]
+    if len(metrics) > 1:
+        front = {t.number for t in study.best_trials}
+        shown = shown[shown["trial"].isin(front)]
+        head = Text(f"Pareto front: {len(front)} trial(s) that no other trial beats on every objective.")
+    else:
+        shown = shown.sort_values(metrics[0], ascending=directions[0] == "minimize")
+        best = study.best_trial
+        values = ", ".join(f"{k} = {fmt(v)}" for k, v in best.params.items())
+        head = Text(f"Best trial: {best.number} with {metrics[0]} = {fmt(best.value)} ({values})", bold=True)
+    columns = ["trial", *metrics, *_params(frame), "iterations", "wall_seconds"]
+    return Section(
+        "Best trials", [head, Table(shown[columns].head(TOP), f"Best {min(TOP, len(shown))} finished trials")]
+    )
+
+
+def _recommendation(study: optuna.Study, folder: Path, experiment: dict, notes: list[str]) -> list[Any]:
+    """The best config as overrides to paste, its edge notes and its confirmation."""
+    sweep = experiment["sweep"]
+    best = best_trial(study, [o["direction"] for o in sweep["objectives"]])
+    source = {k: key for key, p in sweep["params"].items() for k in [key, *p["tie"]]}  # config key -> param
+    overrides = {k: best.params[key] for k, key in source.items() if key in best.params}
+    rec: list[Any] = [
+        Text(f"Recommended (trial {best.number}); paste into a command, or into a spec:"),
+        Code(" ".join(f"--set {k}={_show(v)}" for k, v in overrides.items())),
+        Code("\n".join(["[base]", *(f'"{k}" = {_toml(v)}' for k, v in overrides.items())])),
+    ]
+    edges = edge_notes(sweep["params"], best.params)
+    if edges:
+        rec.append(Bullets(edges))
+    return rec + _confirmation(folder, experiment, notes)
+
+
+def _search(study: optuna.Study, frame: pd.DataFrame, metrics: list[str], dest: Path, notes: list) -> list:
+    """Optuna's plots and parameter importances, per objective."""
+    vis = optuna.visualization.matplotlib
+    multi, label = len(metrics) > 1, metrics[0]
+    targets = [(lambda t, i=i: t.values[i], m) for i, m in enumerate(metrics)] if multi else [(None, label)]
+    figs: list[Any] = []
+    for target, label in targets:
+        slug, on = label.replace("/", "_"), {"study": study, "target": target, "target_name": label}
+        figs += _plot(
+            f"Optimisation history of {label} (each finished trial; line = best so far)",
+            dest / f"history-{slug}.png", notes, "optimisation history", vis.plot_optimization_history, on,
+        )  # fmt: skip
+        imp, how = importances(study, target, notes)
+        if imp:
+            imp_frame = pd.DataFrame({"parameter": list(imp), "importance": list(imp.values())})
+            figs.append(Table(imp_frame, f"Parameter importance for {label} ({how}; shares sum to 1)"))
+        figs += _plot(f"Slice plot: {label} against each parameter", dest / f"slice-{slug}.png", notes,
+                      "slice plot", vis.plot_slice, on)  # fmt: skip
+        if len(_params(frame)) >= 2:
+            figs += _plot(f"Contour of {label} over parameter pairs", dest / f"contour-{slug}.png", notes,
+                          "contour plot", vis.plot_contour, on)  # fmt: skip
+    trials = study.get_trials(deepcopy=False)
+    if multi and any(t.state == TrialState.COMPLETE for t in trials):
+        figs += _plot("Pareto front (red/highlighted = not dominated)", dest / "pareto.png", notes, "Pareto",
+                      vis.plot_pareto_front, {"study": study, "target_names": metrics})  # fmt: skip
+    if any(t.intermediate_values for t in trials):
+        figs += _plot(f"Intermediate {metrics[0]} at each evaluation (what the pruner compared)",
+                      dest / "intermediate.png", notes, "intermediate", vis.plot_intermediate_values,
+                      {"study": study})  # fmt: skip
+    return figs or [Text("Not enough finished trials to draw the search yet.")]
+
+
+def _savings(records: list[dict], n_seeds: int, pruned: int) -> Section:
+    s = pruning_savings(records, n_seeds)
+    saved, all_full = s["pruned_full_iterations"] - s["pruned_iterations"], s["all_full_iterations"]
+    share = saved / all_full if all_full else math.nan
+    items = [
+        ("pruned trials", str(pruned)),
+        ("iterations spent by pruned trials", fmt(s["pruned_iterations"])),
+        ("iterations they would have taken", fmt(s["pruned_full_iterations"])),
+        ("iterations saved", f"{fmt(saved)} ({fmt(100 * share)}% of the sweep run unpruned)"),
+        (
+            "time spent by pruned trials",
+            f"{fmt(s['pruned_seconds'])} s (estimated {fmt(s['pruned_full_seconds'])} s unpruned, at each "
+            "trial's own speed)",
+        ),
+        ("iterations of the whole sweep", f"{fmt(s['all_iterations'])} of {fmt(all_full)} unpruned"),
+    ]
+    return Section("Compute saved by pruning", [KeyValues(items)])
+
+
+def _problems(frame: pd.DataFrame) -> list[str]:
+    failed = frame[frame["state"] == "fail"] if len(frame) else frame
+    return [f"trial {r.trial}: {r.error}" for r in failed.itertuples()]
+
+
+def _params(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith("param ")]
 
 
 def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = None) -> Path:
@@ -321,215 +427,39 @@ def build_sweep_report(store: Path, name: str, out: Path, storage: str | None = 
     folder = Path(store) / name
     experiment, study, snapshot = load(store, name, storage)
     records = snapshot["trials"]
-    sweep = experiment["sweep"]
-    metrics = [o["metric"] for o in sweep["objectives"]]
-    directions = [o["direction"] for o in sweep["objectives"]]
-    multi = len(metrics) > 1
+    metrics = [o["metric"] for o in experiment["sweep"]["objectives"]]
+    directions = [o["direction"] for o in experiment["sweep"]["objectives"]]
     dest = Path(out) / name
     dest.mkdir(parents=True, exist_ok=True)
     for stale in dest.glob("*.png"):  # a rebuild must not keep a figure the study no longer supports
         stale.unlink()
     notes: list[str] = []
     frame = trials_frame(records, metrics)
-    runs = runs_frame(folder)
     atomic_write_text(dest / "trials.csv", frame.to_csv(index=False))
-    atomic_write_text(dest / "runs.csv", runs.to_csv(index=False))
-    states = frame["state"].value_counts().to_dict() if len(frame) else {}
-    n_seeds = len(experiment.get("seeds") or [0])
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-
-    unfinished = states.get("running", 0) + states.get("waiting", 0)
-    off = " (off: Optuna cannot prune several objectives)" if multi else ""
+    atomic_write_text(dest / "runs.csv", runs_frame(folder).to_csv(index=False))
+    states = Counter({"complete": 0, "pruned": 0, "fail": 0, **Counter(frame.get("state", []))})
+    states["unfinished"] = states["running"] + states["waiting"]
+    complete = any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    rec = _recommendation(study, folder, experiment, notes) if complete else []
     sections = [
-        Section(
-            "Summary",
-            [
-                Text(experiment.get("question") or ""),
-                KeyValues(
-                    [
-                        (
-                            "objective" + ("s" if multi else ""),
-                            ", ".join(f"{m} ({d})" for m, d in zip(metrics, directions, strict=True)),
-                        ),
-                        (
-                            "trials",
-                            f"{states.get('complete', 0)} finished, {states.get('pruned', 0)} pruned, "
-                            f"{states.get('fail', 0)} failed, {unfinished} unfinished",
-                        ),
-                        ("target", str(snapshot["user_attrs"].get("target_trials", "?"))),
-                        (
-                            "search",
-                            f"{sweep['sampler']} sampler (seed {sweep['sampler_seed']} + worker index), "
-                            f"pruner {sweep['pruner']}{off}",
-                        ),
-                        (
-                            "seeds per trial",
-                            f"{n_seeds} (seed{'s' if n_seeds > 1 else ''} "
-                            f"{', '.join(str(s) for s in experiment.get('seeds', [0]))})",
-                        ),
-                        ("preset / data", f"{experiment.get('preset')} / {experiment.get('data')}"),
-                        ("storage", str(experiment.get("storage"))),
-                        ("command", str(experiment.get("command"))),
-                    ]
-                ),
-            ],
-        )
+        _summary(experiment, snapshot, states),
+        _best_trials(study, frame, metrics, directions),
+        Section("Recommendation", rec or [Text("Nothing to recommend before a trial finishes.")]),
+        Section("Search", _search(study, frame, metrics, dest, notes)),
+        _savings(records, len(experiment.get("seeds") or [0]), states["pruned"]),
+        Section("Failures and notes", [Bullets(_problems(frame) + notes or ["none"])]),  # after all notes
+        Section("All trials", [Table(frame.drop(columns=["runs"], errors="ignore"), "trials.csv")]),
     ]
-
-    # Best trials.
-    blocks: list[Any] = []
-    params = [c for c in frame.columns if c.startswith("param ")]
-    if complete:
-        shown = frame[frame["state"] == "complete"]
-        if multi:
-            front = {t.number for t in study.best_trials}
-            shown = shown[shown["trial"].isin(front)]
-            blocks.append(
-                Text(f"Pareto front: {len(front)} trial(s) that no other trial beats on every objective.")
-            )
-        else:
-            shown = shown.sort_values(metrics[0], ascending=directions[0] == "minimize")
-            best = study.best_trial
-            shown_params = ", ".join(f"{k} = {fmt(v)}" for k, v in best.params.items())
-            blocks.append(
-                Text(
-                    f"Best trial: {best.number} with {metrics[0]} = {fmt(best.value)} ({shown_params})",
-                    bold=True,
-                )
-            )
-        blocks.append(
-            Table(
-                shown[["trial", *metrics, *params, "iterations", "wall_seconds"]].head(TOP),
-                f"Best {min(TOP, len(shown))} finished trials",
-            )
-        )
-    else:
-        blocks.append(Text("No finished trial yet."))
-    sections.append(Section("Best trials", blocks))
-
-    # Recommendation.
-    rec: list[Any] = []
-    if complete:
-        best = best_trial(study, directions)
-        source = {
-            k: key for key, p in sweep["params"].items() for k in [key, *p["tie"]]
-        }  # config key -> param
-        overrides = {k: best.params[key] for k, key in source.items() if key in best.params}
-        rec.append(Text(f"Recommended (trial {best.number}); paste into a command, or into a spec:"))
-        rec.append(Code(override_line(overrides)))
-        rec.append(Code(base_table(overrides)))
-        edges = edge_notes(sweep["params"], best.params)
-        if edges:
-            rec.append(Bullets(edges))
-        rec.extend(_confirmation(folder, experiment, notes))
-    sections.append(Section("Recommendation", rec or [Text("Nothing to recommend before a trial finishes.")]))
-
-    # Figures.
-    figs: list[Any] = []
-    vis = optuna.visualization.matplotlib
-    targets = (
-        [(None, metrics[0])]
-        if not multi
-        else [(lambda t, i=i: t.values[i], m) for i, m in enumerate(metrics)]
-    )
-    for target, label in targets:
-        slug = label.replace("/", "_")
-        figs += _plot(
-            lambda t=target, l=label: vis.plot_optimization_history(study, target=t, target_name=l),
-            dest / f"history-{slug}.png",
-            notes,
-            "optimisation history",
-            f"Optimisation history of {label} (each finished trial; line = best so far)",
-        )
-        imp, how = importances(study, target, notes)
-        if imp:
-            figs.append(
-                Table(
-                    pd.DataFrame({"parameter": list(imp), "importance": list(imp.values())}),
-                    f"Parameter importance for {label} ({how}; shares sum to 1)",
-                )
-            )
-        figs += _plot(
-            lambda t=target, l=label: vis.plot_slice(study, target=t, target_name=l),
-            dest / f"slice-{slug}.png",
-            notes,
-            "slice plot",
-            f"Slice plot: {label} against each parameter",
-        )
-        if len(params) >= 2:
-            figs += _plot(
-                lambda t=target, l=label: vis.plot_contour(study, target=t, target_name=l),
-                dest / f"contour-{slug}.png",
-                notes,
-                "contour plot",
-                f"Contour of {label} over parameter pairs",
-            )
-    if multi and complete:
-        figs += _plot(
-            lambda: vis.plot_pareto_front(study, target_names=metrics),
-            dest / "pareto.png",
-            notes,
-            "Pareto",
-            "Pareto front (red/highlighted = not dominated)",
-        )
-    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        figs += _plot(
-            lambda: vis.plot_intermediate_values(study),
-            dest / "intermediate.png",
-            notes,
-            "intermediate",
-            f"Intermediate {metrics[0]} at each evaluation (what the pruner compared)",
-        )
-    sections.append(Section("Search", figs or [Text("Not enough finished trials to draw the search yet.")]))
-
-    # Cost and pruning.
-    s = pruning_savings(frame, records, n_seeds)
-    saved = s["pruned_full_iterations"] - s["pruned_iterations"]
-    share = saved / s["all_full_iterations"] if s["all_full_iterations"] else math.nan
-    sections.append(
-        Section(
-            "Compute saved by pruning",
-            [
-                KeyValues(
-                    [
-                        ("pruned trials", str(states.get("pruned", 0))),
-                        ("iterations spent by pruned trials", fmt(s["pruned_iterations"])),
-                        ("iterations they would have taken", fmt(s["pruned_full_iterations"])),
-                        ("iterations saved", f"{fmt(saved)} ({fmt(100 * share)}% of the sweep run unpruned)"),
-                        (
-                            "time spent by pruned trials",
-                            f"{fmt(s['pruned_seconds'])} s (estimated "
-                            f"{fmt(s['pruned_full_seconds'])} s "
-                            "unpruned, at each trial's own speed)",
-                        ),
-                        (
-                            "iterations of the whole sweep",
-                            f"{fmt(s['all_iterations'])} of {fmt(s['all_full_iterations'])} unpruned",
-                        ),
-                    ]
-                )
-            ],
-        )
-    )
-
-    failed = frame[frame["state"] == "fail"] if len(frame) else frame
-    problems = [f"trial {r.trial}: {r.error}" for r in failed.itertuples()] + notes
-    sections.append(Section("Failures and notes", [Bullets(problems or ["none"])]))
-    sections.append(
-        Section("All trials", [Table(frame.drop(columns=["runs"], errors="ignore"), "trials.csv")])
-    )
-
     title = f"Sweep {name}"
-    atomic_write_text(dest / "report.md", to_markdown(title, sections, dest))
-    atomic_write_text(dest / "report.html", to_html(title, sections))
-    _index_entry(dest, experiment, frame, rec)
+    atomic_write_text(dest / "report.md", render.to_markdown(title, sections, dest))
+    atomic_write_text(dest / "report.html", render.to_html(title, sections))
+    _index_entry(dest, experiment, len(frame), states, rec)
     write_index(Path(out))
     return dest
 
 
-def _index_entry(dest: Path, experiment: dict, frame: pd.DataFrame, rec: list[Any]) -> None:
+def _index_entry(dest: Path, experiment: dict, n_trials: int, states: dict[str, int], rec: list[Any]) -> None:
     """report.json, the ablation report's index record: reports/index.md lists sweeps beside ablations."""
-    states = frame["state"].value_counts().to_dict() if len(frame) else {}
     verdicts = [f"recommended: {b.text}" for b in rec if isinstance(b, Code)]
     verdicts += [item for b in rec if isinstance(b, Bullets) for item in b.items]
     atomic_write_json(
@@ -542,16 +472,14 @@ def _index_entry(dest: Path, experiment: dict, frame: pd.DataFrame, rec: list[An
             "kind": "sweep",
             "verdicts": verdicts,
             "runs_text": (
-                f"{len(frame)} trials: {states.get('complete', 0)} finished, "
-                f"{states.get('pruned', 0)} pruned (stopped early by the pruner), "
-                f"{states.get('fail', 0)} failed, "
-                f"{states.get('running', 0) + states.get('waiting', 0)} unfinished"
+                f"{n_trials} trials: {states['complete']} finished, {states['pruned']} pruned (stopped early "
+                f"by the pruner), {states['fail']} failed, {states['unfinished']} unfinished"
             ),
             "runs": {
-                "planned": int(len(frame)),
-                "done": int(states.get("complete", 0) + states.get("pruned", 0)),
-                "failed": int(states.get("fail", 0)),
-                "missing": int(states.get("running", 0) + states.get("waiting", 0)),
+                "planned": n_trials,
+                "done": states["complete"] + states["pruned"],
+                "failed": states["fail"],
+                "missing": states["unfinished"],
             },
         },
     )

@@ -16,7 +16,6 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
 from cyclegan.atomic import atomic_write_json
-from harness.engine import store as engine_store
 
 SNAPSHOT = "trials.json"
 
@@ -41,10 +40,6 @@ def write_snapshot(folder: Path, study: optuna.Study) -> dict[str, Any]:
     }  # fmt: skip
     atomic_write_json(folder / SNAPSHOT, record)
     return record
-
-
-def read_snapshot(folder: Path) -> dict[str, Any] | None:
-    return engine_store.read_json(folder / SNAPSHOT)
 
 
 def rebuild(snapshot: dict[str, Any]) -> optuna.Study:

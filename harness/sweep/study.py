@@ -42,14 +42,10 @@ def make_sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     """Pruning needs one objective: Optuna's pruners compare one intermediate value per step."""
-    opts = dict(spec.pruner_options)
     if spec.multi_objective or spec.pruner == "none":
         return optuna.pruners.NopPruner()
-    if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(**opts)
-    if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(**opts)
-    return optuna.pruners.ThresholdPruner(**opts)
+    pruners = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner}
+    return pruners.get(spec.pruner, optuna.pruners.ThresholdPruner)(**dict(spec.pruner_options))
 
 
 def create_or_load(
