@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.options import ReportsOpt, StoreOpt
+from harness.options import ForceOpt, ReportsOpt, StoreOpt
 
 app = typer.Typer()
 
@@ -17,14 +17,7 @@ def report(
     name: Annotated[str, typer.Argument(help="Experiment name (a folder under the store).")],
     store: StoreOpt = Path("runs"),
     reports: ReportsOpt = Path("reports"),
-    min_effect: Annotated[
-        float | None,
-        typer.Option(
-            "--min-effect",
-            help="Difference of interest on the primary metric for the seeds-needed "
-            "estimate (default: the observed difference).",
-        ),
-    ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write report.md, report.html (self-contained), runs.csv and figures; works on partial stores too."""
     from harness.report import build_report
@@ -33,7 +26,7 @@ def report(
     if is_sweep(store, name):  # trials, importances, recommendation: harness/sweep/report.py
         folder = build_sweep_report(store, name, reports)
     else:
-        folder = build_report(store, name, reports, min_effect=min_effect)
+        folder = build_report(store, name, reports, force=force)
     typer.echo(f"report: {folder / 'report.md'}")
     typer.echo(f"html:   {folder / 'report.html'}")
     typer.echo(f"index:  {Path(reports) / 'index.md'}")

@@ -68,7 +68,7 @@ def boundaries(fractions, alpha: float) -> np.ndarray:
             if inc[k] <= 0 or cross(40.0) >= inc[k]:
                 crit[k] = math.inf
             else:
-                crit[k] = optimize.brentq(lambda c: cross(c) - inc[k], 1e-6, 40.0, xtol=1e-10)
+                crit[k] = optimize.brentq(lambda c, target=inc[k]: cross(c) - target, 1e-6, 40.0, xtol=1e-10)
         edge = min(crit[k], 10.0) * math.sqrt(tk)
         grid = np.linspace(-edge, edge, GRID)
         if k == 0:

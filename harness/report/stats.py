@@ -1,10 +1,10 @@
 """Statistics for comparing arms over a few seeds (3-15): Welch t intervals and tests, TOST, an exact rank
 test, planning numbers and a hierarchical bootstrap. scipy does the distributions; the formulas are short.
 
-Why Welch t and not the percentile bootstrap: at n = 5 per arm a percentile bootstrap interval of a mean covers
-about 85 % instead of 95 % (it ignores that the sd itself is estimated); the t interval is exact for normal
-data and close to nominal for the skewed metrics seen here. Every helper degrades gracefully: fewer than two
-values or no variance give NaN instead of an exception, and the caller says "not enough data".
+Why Welch t and not the percentile bootstrap: at n = 5 per arm a percentile bootstrap interval of a mean
+covers about 85 % instead of 95 % (it ignores that the sd itself is estimated); the t interval is exact for
+normal data and close to nominal for the skewed metrics seen here. Every helper degrades gracefully: fewer
+than two values or no variance give NaN instead of an exception, and the caller says "not enough data".
 """
 
 from __future__ import annotations
@@ -245,8 +245,10 @@ class Comparison:
     df: float
 
 
-def compare(x, control, *, arm: str, metric: str, direction: str, confidence: float = CONFIDENCE) -> Comparison:
-    """Every unadjusted number for arm ``x`` vs ``control`` on one metric; the CI is Welch's at ``confidence``."""
+def compare(
+    x, control, *, arm: str, metric: str, direction: str, confidence: float = CONFIDENCE
+) -> Comparison:
+    """Every unadjusted number for arm ``x`` vs ``control`` on one metric; the CI is Welch's."""
     a, b = _clean(x), _clean(control)
     w = welch(a, b)
     lo, hi = w.interval(confidence)
