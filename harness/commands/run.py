@@ -17,6 +17,7 @@ from harness.engine.spec import SPEC_DIR, load_spec, read_toml
 from harness.engine.tracking import pick_mode
 from harness.errors import UserError
 from harness.options import (
+    ForceOpt,
     GraceOpt,
     HeartbeatOpt,
     IndexOpt,
@@ -62,19 +63,54 @@ def run(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip building the report at the end.")
     ] = False,
+    force: ForceOpt = False,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="Add seeds in batches until every declared comparison is decided or the spec's max_seeds.",
+        ),
+    ] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     from harness.engine import runner
-    from harness.engine.worker import Ablation, WorkerOptions, work
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
     plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_))
+    if until_decided and not plan.spec.max_seeds:
+        raise UserError(f"--until-decided: {plan.spec.path} sets no max_seeds (the most seeds per arm)")
     if dry_run:
         _print_plan(plan, workers)
         return
+    if not no_report:
+        from harness.report.build import check_target
+
+        target = {"store": str(store), "preset": plan.preset, "data": plan.data, "seeds": plan.seeds}
+        check_target(reports / plan.spec.name, target, force)
     runner.check_data(plan)
     command = "harness run " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["run"] else f"harness run {name}"
+    while (c := _train(plan, options, command)) and until_decided and c["done"] == c["total"]:
+        from harness.report.planning import next_seeds
+
+        more, why = next_seeds(store, plan.spec.name)
+        _say(why)
+        if more is None:
+            break
+        plan = runner.plan_from_args(name, store, preset, more, data, parse_set(set_))
+    if no_report:
+        _say(f"runs are in {plan.folder}")
+    else:
+        _report(plan, options, c["done"] == c["total"], force)
+    if c["done"] != c["total"]:
+        raise typer.Exit(1)
+
+
+def _train(plan, options, command: str) -> dict[str, int]:
+    """Enqueue and train the plan's runs that are not done; the experiment's counts (and total) after."""
+    from harness.engine import runner
+    from harness.engine.worker import Ablation, WorkerOptions, work
+
     queue, state = runner.prepare(plan, options, command)
     _say(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
@@ -86,13 +122,13 @@ def run(
             runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
         workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
         worker_options = WorkerOptions(
-            store, options.wandb, plan.spec.project, runner.worker_threads(workers)
+            options.store, options.wandb, plan.spec.project, runner.worker_threads(workers)
         )
         try:
             if workers == 1:  # in this process: no start-up cost, and the same numbers as any worker
                 watch(plan.folder, lambda: work(queue.study, Ablation(queue.study), worker_options) and None)
             else:
-                procs = runner.spawn(plan.spec.name, workers, worker_options, storage)
+                procs = runner.spawn(plan.spec.name, workers, worker_options, options.storage)
                 watch(plan.folder, lambda: [p.wait() for p in procs] and None, procs)
         except KeyboardInterrupt:
             typer.echo("interrupted; run the same command again to resume", err=True)
@@ -108,23 +144,18 @@ def run(
     for r in rows:
         if r["state"] == "failed":
             _say(f"  failed {r['run']}: {r['note']}")
-    if no_report:
-        _say(f"runs are in {plan.folder}")
-    else:
-        _report(plan, options, c["done"] == len(rows))
-    if c["done"] != len(rows):
-        raise typer.Exit(1)
+    return {**c, "total": len(rows)}
 
 
 def _say(line: str) -> None:
     typer.echo(line)
 
 
-def _report(plan, options, complete: bool) -> None:
+def _report(plan, options, complete: bool, force: bool) -> None:
     from harness.report import build_report
 
     try:
-        out = build_report(options.store, plan.spec.name, options.reports)
+        out = build_report(options.store, plan.spec.name, options.reports, force=force)
     except Exception as exc:  # noqa: BLE001 - the runs are safe; a report problem must not hide them
         _say(f"runs are in {plan.folder}; the report could not be built: {type(exc).__name__}: {exc}")
         return
@@ -156,6 +187,10 @@ def _print_plan(plan, workers: int) -> None:
     warning = estimate.too_long(seconds or 0, plan.preset)
     if warning:
         _say(warning)
+    from harness.report.planning import margin_lines
+
+    for line in margin_lines(plan.spec, plan.folder):
+        _say(line)
 
 
 @app.command()
