@@ -446,14 +446,12 @@ def test_cli_prints_where_the_report_is(tmp_path) -> None:
             str(store),
             "--reports",
             str(tmp_path / "rep"),
-            "--min-effect",
-            "0.05",
         ],
     )
     assert res.exit_code == 0, res.output
     assert str(tmp_path / "rep" / "ablate-pool" / "report.md") in res.output
     info = json.loads((tmp_path / "rep" / "ablate-pool" / "report.json").read_text())
-    assert "difference of +0.05 (the stated minimum effect)" in info["verdicts"][1]
+    assert "inconclusive at 4 vs 5 seeds" in info["verdicts"][1]
 
 
 def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
