@@ -362,8 +362,19 @@ def test_another_plan_does_not_overwrite_a_report(tmp_path) -> None:
     with pytest.raises(UserError, match="pass --force"):
         build_report(other, "ablate-pool", rep)
     before = (rep / "ablate-pool" / "report.json").read_text()
-    res = CliRunner().invoke(app, ["report", "ablate-pool", "--store", str(other), "--reports", str(rep)])
-    assert res.exit_code == 2 and "pass --force" in res.output
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "report",
+        "ablate-pool",
+        "--store",
+        str(other),
+        "--reports",
+        str(rep),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "pass --force" in res.stderr
     assert (rep / "ablate-pool" / "report.json").read_text() == before  # nothing written
     build_report(other, "ablate-pool", rep, force=True)
     assert json.loads((rep / "ablate-pool" / "report.json").read_text())["plan"]["store"] == str(other)
@@ -404,7 +415,7 @@ def test_spec_compare_pairs_join_the_declared_family(tmp_path) -> None:
 def test_html_is_self_contained(built) -> None:
     _, out = built
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5  # forest, strip, loss, eval curves, samples
     assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing fetched: no external src or link
     assert "<style>" in page
 
