@@ -353,6 +353,29 @@ def test_margins_give_equivalence_and_failure_rates(tmp_path) -> None:
     assert "failed = below 0.5" in md
 
 
+def test_per_image_scores_give_a_hierarchical_interval(tmp_path) -> None:
+    """Runs that stored per_image.json get a seeds+images interval (a hierarchical bootstrap) in the table."""
+    from harness.report import stats
+
+    store = make_store(tmp_path / "runs")
+    rng = np.random.default_rng(0)
+    for summary in (store / "ablate-pool").glob("*/summary.json"):
+        value = (json.loads(summary.read_text()).get("metrics") or {}).get(PRIMARY)
+        if value is None:
+            continue
+        scores = (value + rng.normal(0, 0.2, 40)).tolist()
+        _json(summary.parent / "per_image.json", {"iteration": 200, "scores": {PRIMARY: scores}})
+    st = load_store(store, "ablate-pool")
+    per_seed = st.image_scores("pool50", PRIMARY)
+    assert len(per_seed) == 5 and all(len(s) == 40 for s in per_seed)
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    md = (out / "report.md").read_text()
+    assert "95% CI seeds+images" in md
+    lo, hi = stats.hierarchical_bootstrap(per_seed)
+    assert f"{lo:.4g}" in md and f"{hi:.4g}" in md
+    assert lo < np.mean([s.mean() for s in per_seed]) < hi
+
+
 def test_another_plan_does_not_overwrite_a_report(tmp_path) -> None:
     """A report records its plan; another store's (or preset's) report over it needs --force."""
     store = make_store(tmp_path / "runs")

@@ -96,6 +96,18 @@ def design(experiment: dict[str, Any]) -> dict[str, Any]:
     return {"alpha": stats.ALPHA, "start": start, "max_seeds": experiment.get("max_seeds")}
 
 
+def _arm(store: Store, arm: str, metric: str, threshold: float | None, direction: str) -> dict[str, Any]:
+    """One arm's headline row; with per-image scores stored, also the hierarchical bootstrap interval of the
+    mean (seeds and test images resampled), NaN without them."""
+    lo, hi = stats.hierarchical_bootstrap(store.image_scores(arm, metric))
+    return {
+        "arm": arm,
+        **stats.describe(store.values(arm, metric), threshold=threshold, direction=direction),
+        "hb_low": lo,
+        "hb_high": hi,
+    }
+
+
 def _family(metric: str, primary: str, secondary: list[str]) -> str:
     return "primary" if metric == primary else "secondary" if metric in secondary else "exploratory"
 
@@ -157,15 +169,9 @@ def analyse(store: Store) -> Analysis:
     dsg = design(exp)
 
     headline = {
-        metric: pd.DataFrame(
-            [
-                {"arm": a, **stats.describe(store.values(a, metric), threshold=failure.get(metric),
-                                            direction=dirs[metric])}
-                for a in store.arms
-            ]
-        )
+        metric: pd.DataFrame([_arm(store, a, metric, failure.get(metric), dirs[metric]) for a in store.arms])
         for metric in [primary, *secondary]
-    }  # fmt: skip
+    }
     raw = [
         {"family": _family(m, primary, secondary),
          **_row(store, a, ref, m, dirs[m], margins.get(m))}
