@@ -376,6 +376,25 @@ def test_per_image_scores_give_a_hierarchical_interval(tmp_path) -> None:
     assert lo < np.mean([s.mean() for s in per_seed]) < hi
 
 
+def test_next_seeds_follows_the_sequential_design(tmp_path) -> None:
+    """--until-decided's step: the next planned look while a declared comparison is undecided, then stop."""
+    from harness.report.planning import next_seeds
+
+    store = make_store(tmp_path / "runs")
+    path = store / "ablate-pool" / "experiment.json"
+    exp = json.loads(path.read_text())
+    path.write_text(json.dumps({**exp, "first_seeds": 5, "max_seeds": 15}))
+    more, why = next_seeds(store, "ablate-pool")
+    assert more == 10 and "undecided at 5 seeds per arm; going to 10" in why
+    got = pd.read_csv(build_report(store, "ablate-pool", tmp_path / "rep") / "comparisons.csv")
+    primary = got[got["family"] == "primary"]
+    # the first of three looks spends little of alpha / 2: a narrower-than-Bonferroni level
+    assert (primary["level"] < 0.05 / 2 / 10).all()
+    path.write_text(json.dumps({**exp, "first_seeds": 5, "max_seeds": 5}))
+    more, why = next_seeds(store, "ablate-pool")
+    assert more is None and why.startswith("max_seeds (5) reached")
+
+
 def test_another_plan_does_not_overwrite_a_report(tmp_path) -> None:
     """A report records its plan; another store's (or preset's) report over it needs --force."""
     store = make_store(tmp_path / "runs")
