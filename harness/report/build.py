@@ -227,8 +227,9 @@ def _headline(store: Store, an: Analysis, out: Path) -> Section:
             "median beside it (an arm can be bimodal: some seeds fail, some work), IQM = interquartile mean "
             "(25% trimmed), failure rate = share of runs on the failing side of the spec's threshold. Where "
             "runs stored per-image scores, the seeds+images interval is a hierarchical bootstrap (seeds "
-            f"resampled, then each seed's test images; {stats.N_RESAMPLES:,} seeded resamples): test-set "
-            "noise widens it beside the seeds' spread."
+            f"resampled, then each seed's test images; {stats.N_RESAMPLES:,} seeded resamples): it shows "
+            "how much test-set noise adds to the seeds' spread. It is not the verdicts' interval: with few "
+            "seeds a percentile bootstrap is too narrow (it ignores that the seeds' sd is estimated)."
         )
     ]
     for metric, df in an.headline.items():
