@@ -126,6 +126,11 @@ def _row(store: Store, arm: str, ref: str, metric: str, direction: str, margin: 
     }
 
 
+def _adjusted(p: float, scale: float) -> float:
+    """min(1, p x scale); NaN stays NaN (no test), never a misleading 1."""
+    return min(1.0, p * scale) if math.isfinite(p * scale) else math.nan
+
+
 def _decide(row: dict, m: int, dsg: dict[str, Any]) -> dict:
     """The family's level at this look, the interval and verdict read off it, and the adjusted p-values
     (p x alpha / level: below alpha exactly when the interval excludes 0, or lies inside the margin)."""
@@ -146,9 +151,9 @@ def _decide(row: dict, m: int, dsg: dict[str, Any]) -> dict:
         "level": lvl,
         "ci_low": d.low,
         "ci_high": d.high,
-        "p_welch_adj": min(1.0, row["p_welch"] * scale),
-        "p_tost_adj": min(1.0, row["p_tost"] * 2 * scale),
-        "p_rank_adj": min(1.0, row["p_rank"] * scale),
+        "p_welch_adj": _adjusted(row["p_welch"], scale),
+        "p_tost_adj": _adjusted(row["p_tost"], 2 * scale),
+        "p_rank_adj": _adjusted(row["p_rank"], scale),
         "rank_can_reject": bool(smallest < lvl) if math.isfinite(lvl) else False,
         "mde": stats.Welch(row["diff"], row["se"], row["df"]).mde(lvl) if math.isfinite(lvl) else math.nan,
         "verdict": verdict,
