@@ -155,8 +155,8 @@ def _question(store: Store, an: Analysis, out: Path) -> Section:
             Figure(
                 forest,
                 "Every declared comparison: difference (dot) with its family-adjusted interval (bar), "
-                "coloured by verdict (green better, red worse, blue equivalent, grey inconclusive); shaded: "
-                "the spec's margin around 0.",
+                "coloured by verdict (green better, red worse, blue equivalent, grey inconclusive, light "
+                "grey no test: identical arms or no variance); shaded: the spec's margin around 0.",
             )
         )
     return Section(
