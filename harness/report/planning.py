@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from harness.engine.spec import Spec
 from harness.errors import UserError
 from harness.report import sequential, stats
 from harness.report.analyse import analyse
@@ -29,8 +29,9 @@ def _sd(folder: Path, metric: str) -> tuple[float, int]:
     return math.sqrt(sum(np.var(g, ddof=1) * (g.size - 1) for g in groups) / dof), sum(g.size for g in groups)
 
 
-def margin_lines(spec: Spec, folder: Path) -> list[str]:
-    """Per declared metric with a margin: seeds per arm for an 80%-power decision at the margin, at the
+def margin_lines(spec: Any, folder: Path) -> list[str]:
+    """``spec``: an ablation spec (harness.engine.spec.Spec; reports do not import the engine). Per declared
+    metric with a margin: seeds per arm for an 80%-power decision at the margin, at the
     family's final-look level, using the sd of runs already in the store (else per sd in margin units)."""
     pairs = len(spec.arms) - 1 + len(spec.compare)
     sizes = {spec.primary: pairs, **{m: pairs * len(spec.secondary) for m in spec.secondary}}
