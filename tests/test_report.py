@@ -636,8 +636,8 @@ def test_report_renders_in_chromium(built, tmp_path) -> None:
     with Image.open(shot) as im:
         arr = np.asarray(im.convert("RGB"))
     assert arr.shape[0] >= 2000 and arr.std() > 10  # not a blank page
-    # the strip plot's control colour (#1f77b4) is painted somewhere
-    assert (np.abs(arr.astype(int) - [31, 119, 180]).sum(axis=2) < 30).sum() > 50
+    # the forest plot that opens the report paints pool0's "worse" row in its verdict colour (#d62728)
+    assert (np.abs(arr.astype(int) - [214, 39, 40]).sum(axis=2) < 30).sum() > 50
 
 
 def test_no_tmp_leftovers(built) -> None:
