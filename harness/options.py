@@ -93,8 +93,10 @@ def _metavar(name: str, kind: Any, info: ParameterInfo) -> str:
 
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Run-store root (docs/RUNSTORE.md).")]
-ReportsOpt = Annotated[
-    Path, typer.Option("--reports", "--out", help="Reports root; a report goes to REPORTS/NAME/.")
+ReportsOpt = Annotated[Path, typer.Option("--reports", help="Reports root; a report goes to REPORTS/NAME/.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Replace a report that another plan (store, preset, data, seeds) wrote."),
 ]
 StorageOpt = Annotated[
     str | None,

@@ -59,8 +59,8 @@ def main() -> None:
         "Each done run's final checkpoint scored twice: `running` = eval mode, batch norm uses its running "
         "averages (what the experiment's report shows); `per_image` = each test image normalised by its own "
         "statistics (the reference test script's default at batch size 1). Mean over seeds with its 95% "
-        "bootstrap CI; the difference is paired (the same checkpoints scored both ways): the mean of the "
-        "per-seed differences with its 95% bootstrap CI. Differences of order 1e-7 for instance norm and no "
+        "t interval; the difference is paired (the same checkpoints scored both ways): the mean of the "
+        "per-seed differences with its 95% t interval. Differences of order 1e-7 for instance norm and no "
         "norm are floating-point summation order (one image at a time instead of 64), not an effect.",
         "",
         "| arm | metric | n | running | per_image | per_image - running | 95% CI |",
@@ -82,8 +82,8 @@ def main() -> None:
         "",
         f"## Each arm vs the control ({store.control}) with per-image statistics",
         "",
-        "Welch's t-test and the bootstrap CI of the difference of means, as in the experiment's report, "
-        "but a follow-up outside its Holm family: read p as uncorrected.",
+        "Welch's t-test and its 95% interval of the difference of means (unadjusted), "
+        "a follow-up outside the report's families: read p as uncorrected.",
         "",
         "| arm | metric | arm - control | 95% CI | Welch p |",
         "|---|---|---|---|---|",

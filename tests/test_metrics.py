@@ -253,6 +253,15 @@ def test_evaluator_on_a_model(zebra_evaluator: Evaluator, tmp_path: Path) -> Non
             assert value is not None and math.isfinite(value), name
     assert 0 <= metrics["translation_AtoB"] <= 1 and metrics["cycle_l1_A"] > 0
     assert metrics == zebra_evaluator(model)  # deterministic: same images, same model, same numbers
+    # per-image scores: one per test image, and their mean is the run's number
+    n = len(zebra_evaluator.test_A)
+    assert {"translation_AtoB", "cycle_l1_A", "zebra.stripe_AtoB", "zebra.background_AtoB"} <= set(
+        zebra_evaluator.per_image
+    )
+    for name, scores in zebra_evaluator.per_image.items():
+        assert len(scores) == n, name
+        finite = [v for v in scores if v is not None]
+        assert np.mean(finite) == pytest.approx(metrics[name], abs=1e-5), name
     grid = tmp_path / "grid.png"
     zebra_evaluator.sample_grid(model, grid)
     k, size = zebra_evaluator.cfg.eval.n_samples, zebra_evaluator.cfg.data.crop_size

@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.errors import UserError
 from harness.report import build_report
 from harness.report.load import load_store
 
@@ -221,15 +222,24 @@ def test_report_files_and_verdicts(built) -> None:
     info = json.loads((out / "report.json").read_text())
     # pool0 is 0.17 below the control with sd 0.02: detected; idt0 differs by ~0.005: not detected
     assert info["verdicts"][0].startswith(r"pool0 is worse than pool50 on zebra.stripe_AtoB: -0.1")
-    assert "no detectable difference with 4 vs 5 seeds" in info["verdicts"][1]
-    assert re.search(r"about \d+ seeds per arm would detect a difference of", info["verdicts"][1])
+    assert "idt0 vs pool50 on zebra.stripe_AtoB: inconclusive at 4 vs 5 seeds" in info["verdicts"][1]
+    assert re.search(r"these seeds detect a difference of [0-9.]+ with 80% power", info["verdicts"][1])
+    assert "would detect" not in md and "no detectable" not in md  # no post-hoc power
+    assert info["plan"] == {"store": str(store), "preset": "smoke", "data": "synth:zebra", "seeds": SEEDS}
     assert info["runs"] == {"planned": 15, "done": 13, "failed": 1, "missing": 1}
     assert r"pool0 is worse than pool50 on zebra.stripe\_AtoB" in md
     assert "harness run ablate-pool --preset smoke" in md  # the reproduce command
     assert "3173c7b (14 runs)" in md and "testhost / cpu (14 runs)" in md
     # every figure is linked relatively and exists
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert sorted(links) == ["eval_curves.png", "loss_curves.png", "primary_strip.png", "samples.png"]
+    assert sorted(links) == [
+        "eval_curves.png",
+        "forest.png",
+        "loss_curves.png",
+        "primary_strip.png",
+        "samples.png",
+    ]
+    assert links[0] == "forest.png"  # the answer at a glance opens the report
     with Image.open(
         out / "samples.png"
     ) as im:  # input, 3 arms' outputs, truth; both directions; 18 px rows x8
@@ -276,14 +286,16 @@ def test_headline_and_comparison_numbers_match_scipy(built) -> None:
     assert len(x) == 4 and len(y) == 5
     md = (out / "report.md").read_text()
     assert f"{np.mean(x) - np.mean(y):.4g}".lstrip("-") in md
-    assert f"{stats.ttest_ind(x, y, equal_var=False).pvalue:.4g}" in md
+    p = stats.ttest_ind(x, y, equal_var=False).pvalue
+    assert f"{min(1.0, 2 * p):.4g}" in md  # Bonferroni-adjusted within the primary family of two
     assert f"{stats.trim_mean(y, 0.25):.4g}" in md
 
 
 def test_comparisons_equal_an_independent_computation(built) -> None:
-    """Read summary.json files directly, recompute with scipy and statsmodels, compare to comparisons.csv."""
+    """Read summary.json files directly, recompute with statsmodels and scipy, compare to comparisons.csv:
+    three families (primary, secondary, exploratory), each comparison a Welch interval at alpha / m."""
     from scipy import stats
-    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
     store, out = built
     values: dict[tuple[str, str], list[float]] = {}
@@ -297,36 +309,122 @@ def test_comparisons_equal_an_independent_computation(built) -> None:
                 values.setdefault((info["arm"], metric), []).append(v)
     got = pd.read_csv(out / "comparisons.csv")
     assert len(got) == 2 * 4  # 2 arms x 4 metrics with values (kid_AtoB is always None)
-    ref_p = []
+    names = {PRIMARY: "primary", SECONDARY: "secondary"}
+    assert list(got["family"]) == [names.get(m, "exploratory") for m in got["metric"]]
     for _, row in got.iterrows():
         x = np.array(values[(row["arm"], row["metric"])])  # folders sort by seed: the report's order
         y = np.array(values[("pool50", row["metric"])])
-        ref_p.append(stats.ttest_ind(x, y, equal_var=False).pvalue)
-        assert row["p_welch"] == pytest.approx(ref_p[-1], rel=0, abs=1e-12)
-        assert row["p_mwu"] == pytest.approx(stats.mannwhitneyu(x, y).pvalue, rel=0, abs=1e-12)
+        m = int((got["family"] == row["family"]).sum())
+        assert row["level"] == pytest.approx(0.05 / m, rel=1e-9)  # one look: Bonferroni within the family
+        p = stats.ttest_ind(x, y, equal_var=False).pvalue
+        assert row["p_welch"] == pytest.approx(p, rel=1e-9)
+        assert row["p_welch_adj"] == pytest.approx(min(1, p * m), rel=1e-9)
         assert row["diff"] == pytest.approx(x.mean() - y.mean(), rel=0, abs=1e-12)
-        ci = stats.bootstrap(
-            (x, y),
-            lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis),
-            n_resamples=10_000,
-            method="percentile",
-            rng=np.random.default_rng(0),
-        ).confidence_interval
-        assert row["ci_low"] == pytest.approx(ci.low, rel=0, abs=1e-12)
-        assert row["ci_high"] == pytest.approx(ci.high, rel=0, abs=1e-12)
-    # two Holm families: the spec's declared metrics, and every other metric
-    declared = got["metric"].isin([PRIMARY, SECONDARY]).to_numpy()
-    assert (got["family"] == np.where(declared, "declared", "exploratory")).all()
-    ref_p = np.array(ref_p)
-    for mask in (declared, ~declared):
-        holm = multipletests(ref_p[mask], method="holm")[1]
-        np.testing.assert_allclose(got.loc[mask, "p_welch_holm"], holm, rtol=0, atol=1e-12)
+        ci = CompareMeans(DescrStatsW(x), DescrStatsW(y)).tconfint_diff(alpha=0.05 / m, usevar="unequal")
+        np.testing.assert_allclose([row["ci_low"], row["ci_high"]], ci, rtol=1e-9)
+        if len(set(x) | set(y)) == len(x) + len(y):
+            assert row["p_rank"] == pytest.approx(stats.mannwhitneyu(x, y, method="exact").pvalue, rel=1e-12)
+        # the verdict is read off the interval: better / worse exactly when it excludes 0
+        excludes = row["ci_low"] > 0 or row["ci_high"] < 0
+        assert (row["verdict"] in ("better", "worse")) == excludes == (row["p_welch_adj"] < 0.05)
+
+
+def test_margins_give_equivalence_and_failure_rates(tmp_path) -> None:
+    """With a declared margin an inconclusive-looking arm becomes 'equivalent' (TOST); without one it never
+    can; the headline shows the failure rate against the spec's threshold and the median."""
+    from statsmodels.stats.weightstats import ttost_ind
+
+    store = make_store(tmp_path / "runs")
+    path = store / "ablate-pool" / "experiment.json"
+    exp = json.loads(path.read_text())
+    exp["metrics"] = {**exp["metrics"], "margin": {PRIMARY: 0.1}, "failure": {PRIMARY: 0.5}}
+    path.write_text(json.dumps(exp))
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    got = pd.read_csv(out / "comparisons.csv")
+    row = got[(got["arm"] == "idt0") & (got["metric"] == PRIMARY)].iloc[0]
+    assert row["verdict"] == "equivalent" and -0.1 < row["ci_low"] and row["ci_high"] < 0.1
+    st = load_store(store, "ablate-pool")
+    x, y = st.values("idt0", PRIMARY).to_numpy(), st.values("pool50", PRIMARY).to_numpy()
+    assert row["p_tost"] == pytest.approx(ttost_ind(x, y, -0.1, 0.1, usevar="unequal")[0], rel=1e-9)
+    assert row["p_tost_adj"] < 0.05
+    assert (got.loc[got["metric"] == SECONDARY, "verdict"] != "equivalent").all()  # no margin declared
+    md = (out / "report.md").read_text()
+    assert r"idt0 is equivalent to pool50 on zebra.stripe\_AtoB within the margin +/-0.1" in md
+    assert "failed = below 0.5" in md
+
+
+def test_per_image_scores_give_a_hierarchical_interval(tmp_path) -> None:
+    """Runs that stored per_image.json get a seeds+images interval (a hierarchical bootstrap) in the table."""
+    from harness.report import stats
+
+    store = make_store(tmp_path / "runs")
+    rng = np.random.default_rng(0)
+    for summary in (store / "ablate-pool").glob("*/summary.json"):
+        value = (json.loads(summary.read_text()).get("metrics") or {}).get(PRIMARY)
+        if value is None:
+            continue
+        scores = (value + rng.normal(0, 0.2, 40)).tolist()
+        _json(summary.parent / "per_image.json", {"iteration": 200, "scores": {PRIMARY: scores}})
+    st = load_store(store, "ablate-pool")
+    per_seed = st.image_scores("pool50", PRIMARY)
+    assert len(per_seed) == 5 and all(len(s) == 40 for s in per_seed)
+    out = build_report(store, "ablate-pool", tmp_path / "rep")
+    md = (out / "report.md").read_text()
+    assert "95% CI seeds+images" in md
+    lo, hi = stats.hierarchical_bootstrap(per_seed)
+    assert f"{lo:.4g}" in md and f"{hi:.4g}" in md
+    assert lo < np.mean([s.mean() for s in per_seed]) < hi
+
+
+def test_next_seeds_follows_the_sequential_design(tmp_path) -> None:
+    """--until-decided's step: the next planned look while a declared comparison is undecided, then stop."""
+    from harness.report.planning import next_seeds
+
+    store = make_store(tmp_path / "runs")
+    path = store / "ablate-pool" / "experiment.json"
+    exp = json.loads(path.read_text())
+    path.write_text(json.dumps({**exp, "first_seeds": 5, "max_seeds": 15}))
+    more, why = next_seeds(store, "ablate-pool")
+    assert more == 10 and "undecided at 5 seeds per arm; going to 10" in why
+    got = pd.read_csv(build_report(store, "ablate-pool", tmp_path / "rep") / "comparisons.csv")
+    primary = got[got["family"] == "primary"]
+    # the first of three looks spends little of alpha / 2: a narrower-than-Bonferroni level
+    assert (primary["level"] < 0.05 / 2 / 10).all()
+    path.write_text(json.dumps({**exp, "first_seeds": 5, "max_seeds": 5}))
+    more, why = next_seeds(store, "ablate-pool")
+    assert more is None and why.startswith("max_seeds (5) reached")
+
+
+def test_another_plan_does_not_overwrite_a_report(tmp_path) -> None:
+    """A report records its plan; another store's (or preset's) report over it needs --force."""
+    store = make_store(tmp_path / "runs")
+    rep = tmp_path / "rep"
+    build_report(store, "ablate-pool", rep)
+    other = make_store(tmp_path / "other")
+    with pytest.raises(UserError, match="pass --force"):
+        build_report(other, "ablate-pool", rep)
+    before = (rep / "ablate-pool" / "report.json").read_text()
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "report",
+        "ablate-pool",
+        "--store",
+        str(other),
+        "--reports",
+        str(rep),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "pass --force" in res.stderr
+    assert (rep / "ablate-pool" / "report.json").read_text() == before  # nothing written
+    build_report(other, "ablate-pool", rep, force=True)
+    assert json.loads((rep / "ablate-pool" / "report.json").read_text())["plan"]["store"] == str(other)
 
 
 def test_spec_compare_pairs_join_the_declared_family(tmp_path) -> None:
-    """A `compare` pair (two non-control arms) is tested like arm-vs-control and Holm-corrected with it."""
+    """A `compare` pair (two non-control arms) is tested like arm-vs-control and joins its family."""
     from scipy import stats
-    from statsmodels.stats.multitest import multipletests
 
     store = make_store(tmp_path / "runs")
     path = store / "ablate-pool" / "experiment.json"
@@ -348,10 +446,8 @@ def test_spec_compare_pairs_join_the_declared_family(tmp_path) -> None:
     x, y = np.array(finals["idt0"]), np.array(finals["pool0"])
     assert row["diff"] == pytest.approx(x.mean() - y.mean(), rel=0, abs=1e-12)
     assert row["p_welch"] == pytest.approx(stats.ttest_ind(x, y, equal_var=False).pvalue, abs=1e-12)
-    declared = got[got["family"] == "declared"]
-    assert len(declared) == 3 * 2  # three pairs x (primary, secondary)
-    holm = multipletests(declared["p_welch"].to_numpy(), method="holm")[1]
-    np.testing.assert_allclose(declared["p_welch_holm"], holm, rtol=0, atol=1e-12)
+    assert (got[got["metric"] == PRIMARY]["family"] == "primary").sum() == 3  # three pairs in the family
+    assert row["level"] == pytest.approx(0.05 / 3, rel=1e-9)
     # idt0 (0.615) is clearly above pool0 (0.45): the sentence names the reference
     md = (out / "report.md").read_text()
     assert r"idt0 is better than pool0 on zebra.stripe\_AtoB" in md
@@ -361,7 +457,7 @@ def test_spec_compare_pairs_join_the_declared_family(tmp_path) -> None:
 def test_html_is_self_contained(built) -> None:
     _, out = built
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5  # forest, strip, loss, eval curves, samples
     assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing fetched: no external src or link
     assert "<style>" in page
 
@@ -401,16 +497,14 @@ def test_cli_prints_where_the_report_is(tmp_path) -> None:
             "ablate-pool",
             "--store",
             str(store),
-            "--out",
+            "--reports",
             str(tmp_path / "rep"),
-            "--min-effect",
-            "0.05",
         ],
     )
     assert res.exit_code == 0, res.output
     assert str(tmp_path / "rep" / "ablate-pool" / "report.md") in res.output
     info = json.loads((tmp_path / "rep" / "ablate-pool" / "report.json").read_text())
-    assert "difference of +0.05 (the stated minimum effect)" in info["verdicts"][1]
+    assert "inconclusive at 4 vs 5 seeds" in info["verdicts"][1]
 
 
 def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
@@ -424,7 +518,7 @@ def test_cli_unknown_experiment_is_one_line_exit_2(tmp_path) -> None:
             "nope",
             "--store",
             str(store),
-            "--out",
+            "--reports",
             str(tmp_path / "rep"),
         ],
         capture_output=True,
@@ -525,10 +619,7 @@ def test_running_and_unreadable_runs_are_listed_with_reasons(tmp_path) -> None:
     page = (out / "report.html").read_text()
     missing_sec = page.split("<h2>Missing or unfinished runs</h2>")[1].split("</section>")[0]
     assert "<td>running</td>" in missing_sec and "<td>unreadable</td>" in missing_sec
-    assert (
-        "no detectable difference with 2 vs 5 seeds"
-        in json.loads((out / "report.json").read_text())["verdicts"][1]
-    )
+    assert "inconclusive at 2 vs 5 seeds" in json.loads((out / "report.json").read_text())["verdicts"][1]
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
@@ -545,8 +636,8 @@ def test_report_renders_in_chromium(built, tmp_path) -> None:
     with Image.open(shot) as im:
         arr = np.asarray(im.convert("RGB"))
     assert arr.shape[0] >= 2000 and arr.std() > 10  # not a blank page
-    # the strip plot's control colour (#1f77b4) is painted somewhere
-    assert (np.abs(arr.astype(int) - [31, 119, 180]).sum(axis=2) < 30).sum() > 50
+    # the forest plot that opens the report paints pool0's "worse" row in its verdict colour (#d62728)
+    assert (np.abs(arr.astype(int) - [214, 39, 40]).sum(axis=2) < 30).sum() > 50
 
 
 def test_no_tmp_leftovers(built) -> None:

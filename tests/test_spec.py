@@ -98,6 +98,19 @@ BAD = {
         "compare[0]: every arm is already compared with the control 'a'",
     ),
     "compare-not-a-pair": (GOOD.format(extra='compare = [["b"]]'), "compare[0]: expected [arm, reference]"),
+    "margin-undeclared-metric": (
+        GOOD.format(extra='[metrics]\nmargin = { "kid_AtoB" = 0.1 }'),
+        "metrics.margin: 'kid_AtoB' is not a declared metric",
+    ),
+    "margin-negative": (
+        GOOD.format(extra='[metrics]\nmargin = { "zebra.stripe_AtoB" = -0.1 }'),
+        "metrics.margin.zebra.stripe_AtoB: expected a positive number",
+    ),
+    "failure-not-a-number": (
+        GOOD.format(extra='[metrics]\nfailure = { "zebra.stripe_AtoB" = "low" }'),
+        "metrics.failure.zebra.stripe_AtoB: expected a number",
+    ),
+    "max-seeds-below-seeds": (GOOD.format(extra="max_seeds = 1"), "max_seeds: 1 is below the spec's 2 seeds"),
 }
 
 
@@ -210,6 +223,32 @@ def test_queue_requeues_a_unit_whose_worker_died(tmp_path):
     assert sorted(keys) == sorted([plan.units[0].key, plan.units[2].key, plan.units[3].key])
 
 
+def test_margins_failure_and_max_seeds_reach_experiment_json(tmp_path):
+    spec_path = tmp_path / "t.toml"
+    extra = 'max_seeds = 6\n[metrics]\nmargin = { "zebra.stripe_AtoB" = 0.05 }\n'
+    extra += 'failure = { "zebra.stripe_AtoB" = 0.2 }'
+    spec_path.write_text(GOOD.format(extra=extra))
+    spec = load_spec(spec_path)
+    assert spec.margins == {"zebra.stripe_AtoB": 0.05} and spec.failure_thresholds == {
+        "zebra.stripe_AtoB": 0.2
+    }
+    assert spec.max_seeds == 6
+    record = build_plan(spec, tmp_path / "runs", seeds=[0, 1, 2, 3]).experiment_record("harness run t")
+    assert record["metrics"]["margin"] == {"zebra.stripe_AtoB": 0.05} and record["max_seeds"] == 6
+    assert record["first_seeds"] == 2  # the sequential design's first look: the spec's seeds, not this plan's
+
+
+def test_until_decided_needs_max_seeds(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "t.toml"
+    spec.write_text(GOOD.format(extra=""))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["harness", "run", str(spec), "--until-decided"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2 and "sets no max_seeds" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):
     spec = tmp_path / "t.toml"
     spec.write_text(GOOD.format(extra='data = "synth:zebra"'))
@@ -222,6 +261,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsy
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.count("  todo  ") == 6 and "12 iterations" in out and "measured here: train step" in out
+    assert "no metric declares a margin (metrics.margin)" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]
 
 

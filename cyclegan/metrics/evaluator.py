@@ -61,6 +61,11 @@ def _mean(values: torch.Tensor) -> Value:
     return float(v.mean()) if len(v) else None
 
 
+def _scores(values: torch.Tensor) -> list[Value]:
+    """Per-image scores as JSON values (NaN, an image the metric does not apply to, as None)."""
+    return [None if not math.isfinite(v) else round(float(v), 6) for v in values.flatten().tolist()]
+
+
 def _files_id(domains: Domains) -> str:
     """Identity of a folder data set without reading every byte: names, sizes and modification times."""
     h = hashlib.sha256()
@@ -193,17 +198,20 @@ class Evaluator:
         """Every metric from given outputs (model directions, [-1, 1]): G_A(test A), G_B(test B) and the two
         reconstructions (None where there is none, e.g. for the oracle)."""
         m: dict[str, Value] = {"classifier_accuracy": self.classifier_accuracy}
+        # each metric that is a mean over test images, image by image: test-set noise is then visible beside
+        # the seeds' (stats.hierarchical_bootstrap); the recorder stores it as the run's per_image.json
+        self.per_image: dict[str, list[Value]] = {}
         pairs = (("AtoB", self.test_A, fake_B, self.feat_B), ("BtoA", self.test_B, fake_A, self.feat_A))
         for d, src, out, real_feats in pairs:
             feats, cls = self.classifier.embed(out)
-            m[f"translation_{d}"] = float(
-                (cls == (clf.CLASS_B if d == "AtoB" else clf.CLASS_A)).float().mean()
-            )
+            correct = (cls == (clf.CLASS_B if d == "AtoB" else clf.CLASS_A)).float()
+            m[f"translation_{d}"] = float(correct.mean())
+            self.per_image[f"translation_{d}"] = _scores(correct)
             feats = ((feats - self.feat_mean) / self.feat_std).numpy()
             m[f"kid_{d}"], m[f"kid_{d}_std"] = kid(feats, real_feats)
-            m[f"color_dist_{d}"] = float(
-                pixels.color_distance(pixels.to_unit(src), pixels.to_unit(out)).mean()
-            )
+            color = pixels.color_distance(pixels.to_unit(src), pixels.to_unit(out))
+            m[f"color_dist_{d}"] = float(color.mean())
+            self.per_image[f"color_dist_{d}"] = _scores(color)
             m[f"spread_ratio_{d}"] = pixels.spread(out) / max(pixels.spread(src), 1e-12)
             target = self.test_B if d == "AtoB" else self.test_A
             m[f"hf_ratio_{d}"] = _mean(pixels.high_frequency(pixels.to_unit(out))) / max(
@@ -216,9 +224,12 @@ class Evaluator:
                 m[f"fid_inception_{d}"] = inception.fid(f, real)
                 m[f"kid_inception_{d}"], m[f"kid_inception_{d}_std"] = inception.kid(f, real)
         for x, rec, real in (("A", rec_A, self.test_A), ("B", rec_B, self.test_B)):
-            m[f"cycle_l1_{x}"] = (
-                None if rec is None else float(pixels.l1(pixels.to_unit(rec), pixels.to_unit(real)).mean())
-            )
+            if rec is None:
+                m[f"cycle_l1_{x}"] = None
+                continue
+            cycle = pixels.l1(pixels.to_unit(rec), pixels.to_unit(real))
+            m[f"cycle_l1_{x}"] = float(cycle.mean())
+            self.per_image[f"cycle_l1_{x}"] = _scores(cycle)
         if self.task == "zebra":
             m.update(self._zebra(*self._dataset_order(fake_B, fake_A)))
         elif self.task == "seasons":
@@ -238,6 +249,13 @@ class Evaluator:
         fB, fA = pixels.to_unit(out_AtoB), pixels.to_unit(out_BtoA)
         bg_AtoB = pixels.background_change(dA, fB, self.mask)
         iou_AtoB = pixels.shape_iou(fB, self.background, self.mask)
+        if self.energy_plain is not None and self.energy_striped is not None:
+            span = self.energy_striped - self.energy_plain
+            for d, images in (("AtoB", fB), ("BtoA", fA)):
+                energy = pixels.stripe_energy(images, self.mask)
+                self.per_image[f"zebra.stripe_{d}"] = _scores((energy - self.energy_plain) / span)
+        self.per_image["zebra.background_AtoB"] = _scores(bg_AtoB)
+        self.per_image["zebra.shape_iou_AtoB"] = _scores(iou_AtoB)
         m: dict[str, Value] = {
             "zebra.stripe_AtoB": self._stripe(fB),
             "zebra.background_AtoB": _mean(bg_AtoB),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.options import ReportsOpt, StoreOpt, WandbOpt
+from harness.options import ForceOpt, ReportsOpt, StoreOpt, WandbOpt
 
 app = typer.Typer()
 
@@ -17,14 +17,7 @@ def report(
     name: Annotated[str, typer.Argument(help="Experiment name (a folder under the store).")],
     store: StoreOpt = Path("runs"),
     reports: ReportsOpt = Path("reports"),
-    min_effect: Annotated[
-        float | None,
-        typer.Option(
-            "--min-effect",
-            help="Difference of interest on the primary metric for the seeds-needed "
-            "estimate (default: the observed difference).",
-        ),
-    ] = None,
+    force: ForceOpt = False,
     wandb: WandbOpt = "auto",
 ) -> None:
     """Write report.md, report.html (self-contained), runs.csv and figures; works on partial stores too."""
@@ -35,7 +28,7 @@ def report(
     if is_sweep(store, name):  # trials, importances, recommendation: harness/sweep/report.py
         folder = build_sweep_report(store, name, reports)
     else:
-        folder = build_report(store, name, reports, min_effect=min_effect)
+        folder = build_report(store, name, reports, force=force)
         line = publish_report(store / name, folder, pick_mode(wandb))
         if line:
             typer.echo(line)

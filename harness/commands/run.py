@@ -19,6 +19,7 @@ from harness.engine.spec import SPEC_DIR, load_spec, read_toml
 from harness.engine.tracking import pick_mode
 from harness.errors import UserError
 from harness.options import (
+    ForceOpt,
     GraceOpt,
     HeartbeatOpt,
     IndexOpt,
@@ -64,19 +65,54 @@ def run(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip building the report at the end.")
     ] = False,
+    force: ForceOpt = False,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="Add seeds in batches until every declared comparison is decided or the spec's max_seeds.",
+        ),
+    ] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     from harness.engine import runner
-    from harness.engine.worker import Ablation, WorkerOptions, work
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
     plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_))
+    if until_decided and not plan.spec.max_seeds:
+        raise UserError(f"--until-decided: {plan.spec.path} sets no max_seeds (the most seeds per arm)")
     if dry_run:
         _print_plan(plan, workers)
         return
+    if not no_report:
+        from harness.report.build import check_target
+
+        target = {"store": str(store), "preset": plan.preset, "data": plan.data, "seeds": plan.seeds}
+        check_target(reports / plan.spec.name, target, force)
     runner.check_data(plan)
     command = "harness run " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["run"] else f"harness run {name}"
+    while (c := _train(plan, options, command)) and until_decided and c["done"] == c["total"]:
+        from harness.report.planning import next_seeds
+
+        more, why = next_seeds(store, plan.spec.name)
+        typer.echo(why)
+        if more is None:
+            break
+        plan = runner.plan_from_args(name, store, preset, more, data, parse_set(set_))
+    if no_report:
+        typer.echo(f"runs are in {plan.folder}")
+    else:
+        _report(plan, options, c["done"] == c["total"], force)
+    if c["done"] != c["total"]:
+        raise typer.Exit(1)
+
+
+def _train(plan, options, command: str) -> dict[str, int]:
+    """Enqueue and train the plan's runs that are not done; the experiment's counts (and total) after."""
+    from harness.engine import runner
+    from harness.engine.worker import Ablation, WorkerOptions, work
+
     queue, state = runner.prepare(plan, options, command)
     typer.echo(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
@@ -87,10 +123,10 @@ def run(
         if options.evaluate:
             runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
         workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
-        opts = WorkerOptions(store, options.wandb, plan.spec.project, runner.worker_threads(workers))
+        opts = WorkerOptions(options.store, options.wandb, plan.spec.project, runner.worker_threads(workers))
         with resumable():
             job = partial(work, queue.study, Ablation(queue.study), opts)
-            run_workers(plan.folder, workers, job, plan.spec.name, opts, storage)
+            run_workers(plan.folder, workers, job, plan.spec.name, opts, options.storage)
     rows = st.experiment_rows(plan.folder)[1]
     c = st.counts(rows)
     typer.echo(
@@ -102,20 +138,15 @@ def run(
     for r in rows:
         if r["state"] == "failed":
             typer.echo(f"  failed {r['run']}: {r['note']}")
-    if no_report:
-        typer.echo(f"runs are in {plan.folder}")
-    else:
-        _report(plan, options, c["done"] == len(rows))
-    if c["done"] != len(rows):
-        raise typer.Exit(1)
+    return {**c, "total": len(rows)}
 
 
-def _report(plan, options, complete: bool) -> None:
+def _report(plan, options, complete: bool, force: bool) -> None:
     from harness.engine.tracking import publish_report
     from harness.report import build_report
 
     try:
-        out = build_report(options.store, plan.spec.name, options.reports)
+        out = build_report(options.store, plan.spec.name, options.reports, force=force)
     except Exception as exc:  # noqa: BLE001 - the runs are safe; a report problem must not hide them
         typer.echo(f"runs are in {plan.folder}; the report could not be built: {type(exc).__name__}: {exc}")
         return
@@ -138,6 +169,10 @@ def _print_plan(plan, workers: int) -> None:
         typer.echo(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
     lead = f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
     say_estimate(lead, [(u.cfg, runner.planned_iterations(u.cfg)) for u in todo], workers, plan.preset)
+    from harness.report.planning import margin_lines
+
+    for line in margin_lines(plan.spec, plan.folder):
+        typer.echo(line)
 
 
 @app.command()

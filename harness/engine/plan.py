@@ -99,7 +99,15 @@ class Plan:
             "arm_notes": s.arm_notes,
             "seeds": self.seeds,
             "budget": s.budget,
-            "metrics": {"primary": s.primary, "direction": s.direction, "secondary": s.secondary},
+            "metrics": {
+                "primary": s.primary,
+                "direction": s.direction,
+                "secondary": s.secondary,
+                "margin": s.margins,
+                "failure": s.failure_thresholds,
+            },
+            "first_seeds": len(s.seeds),  # the first look of the sequential design (report.sequential)
+            "max_seeds": s.max_seeds,
             "project": s.project,
             "runs": [{"arm": u.arm, "seed": u.seed, "run": u.key} for u in self.units],
             "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

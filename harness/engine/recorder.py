@@ -104,6 +104,9 @@ class Recorder(Callbacks):
             finally:
                 set_rng_state(state)
             self.metrics = dataset_names(raw, self.unit.cfg.data.direction)
+            scores = dataset_names(self.evaluator.per_image, self.unit.cfg.data.direction)
+            per_image = {"iteration": progress.iteration, "scores": scores}
+            atomic_write_json(self.dir / "per_image.json", per_image)
             record = {"kind": "eval", "iteration": progress.iteration, "time": self._time(), **self.metrics}
             store.append_metric(self.metrics_path, record)
             self.tracker.log(self.metrics, step=progress.iteration)

@@ -37,8 +37,9 @@ TOP_KEYS = (
     "eval_every",
     "metrics",
     "project",
+    "max_seeds",
 )
-METRIC_KEYS = ("primary", "direction", "secondary")
+METRIC_KEYS = ("primary", "direction", "secondary", "margin", "failure")
 DIRECTIONS = ("maximize", "minimize")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
@@ -115,6 +116,9 @@ class Spec(SpecBase):
     project: str
     arm_notes: dict[str, str] = field(default_factory=dict)
     compare: list[tuple[str, str]] = field(default_factory=list)  # extra (arm, reference) pairs
+    margins: dict[str, float] = field(default_factory=dict)  # metric -> smallest effect of interest
+    failure_thresholds: dict[str, float] = field(default_factory=dict)  # metric -> a failed run's bound
+    max_seeds: int | None = None  # --until-decided adds seeds up to this many per arm
 
 
 def safe_name(name: str) -> bool:
@@ -264,7 +268,7 @@ def check_data_name(where: str, data: str) -> None:
     )
 
 
-def _metrics(path: Path, raw: Any, data: str) -> tuple[str, str, list[str]]:
+def _metrics(path: Path, raw: Any, data: str) -> tuple[str, str, list[str], dict, dict]:
     from cyclegan.metrics import registry
 
     raw = _expect(path, "metrics", raw if raw is not None else {}, dict, "a table with primary/direction")
@@ -286,7 +290,23 @@ def _metrics(path: Path, raw: Any, data: str) -> tuple[str, str, list[str]]:
     for name in secondary:
         if name not in known:
             raise UserError(f"{path}: metrics.secondary: '{name}' is not reported for data '{data}'")
-    return primary, direction, list(secondary)
+    declared = [primary, *secondary]
+    tables = [_per_metric(path, f"metrics.{k}", raw.get(k, {}), declared) for k in ("margin", "failure")]
+    for name, value in tables[0].items():
+        if value <= 0:
+            raise UserError(f"{path}: metrics.margin.{name}: expected a positive number, got {value!r}")
+    return primary, direction, list(secondary), *tables
+
+
+def _per_metric(path: Path, where: str, table: Any, declared: list[str]) -> dict[str, float]:
+    """``{ "<metric>" = <number> }`` for declared metrics only (margins and failure thresholds)."""
+    _expect(path, where, table, dict, 'a table like { "zebra.stripe_AtoB" = 0.05 }')
+    for name, value in table.items():
+        if name not in declared:
+            valid = ", ".join(declared)
+            raise UserError(f"{path}: {where}: '{name}' is not a declared metric; valid: {valid}")
+        _expect(path, f"{where}.{name}", value, (int, float), "a number")
+    return {k: float(v) for k, v in table.items()}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -325,7 +345,11 @@ def load_spec(path: str | Path) -> Spec:
         _expect(path, "eval_every", eval_every, int, "a non-negative integer")
         if eval_every < 0:
             raise UserError(f"{path}: eval_every: expected a non-negative integer, got {eval_every}")
-    primary, direction, secondary = _metrics(path, raw.get("metrics"), data)
+    primary, direction, secondary, margins, failure = _metrics(path, raw.get("metrics"), data)
+    max_seeds = raw.get("max_seeds")
+    seeds = common["seeds"]
+    if max_seeds is not None and _expect(path, "max_seeds", max_seeds, int, "an integer") < len(seeds):
+        raise UserError(f"{path}: max_seeds: {max_seeds} is below the spec's {len(seeds)} seeds")
     project = _expect(path, "project", raw.get("project", DEFAULT_PROJECT), str, "a W&B project name")
     return Spec(
         **common,
@@ -339,4 +363,7 @@ def load_spec(path: str | Path) -> Spec:
         project=project,
         arm_notes=notes,
         compare=compare,
+        margins=margins,
+        failure_thresholds=failure,
+        max_seeds=max_seeds,
     )

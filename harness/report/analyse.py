@@ -1,17 +1,21 @@
-"""The numbers of a comparison report: per-arm summaries, arm-vs-reference tests (the control, plus the spec's
-extra `compare` pairs), Holm, verdicts in words."""
+"""The numbers of a comparison report: per-arm summaries, arm-vs-reference comparisons (the control, plus the
+spec's extra `compare` pairs) with family-adjusted Welch intervals, and the verdict each interval gives
+(harness.report.sequential explains the error control)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
-from harness.report import stats
+from harness.report import sequential, stats
 from harness.report.directions import directions
 from harness.report.load import Store
+
+FAMILIES = ("primary", "secondary", "exploratory")
 
 
 @dataclass
@@ -19,9 +23,9 @@ class Analysis:
     metrics: list[str]
     directions: dict[str, str]
     headline: dict[str, pd.DataFrame]  # metric -> one row per arm (stats.describe)
-    comparisons: pd.DataFrame  # one row per (arm, metric): stats.Comparison + Holm + power + verdict
+    comparisons: pd.DataFrame  # one row per (arm, vs, metric): family, adjusted interval, p-values, verdict
     primary_verdicts: list[str]
-    min_effect: float | None
+    design: dict[str, Any]  # alpha, start, max_seeds: the sequential design the levels come from
 
 
 def _signed(x: float) -> str:
@@ -32,53 +36,50 @@ def _p(x: float) -> str:
     return f"{x:.2g}" if math.isfinite(x) else "n/a"
 
 
-def verdict(row: pd.Series) -> tuple[str, str]:
-    """(short word for tables, one sentence) for one arm-vs-reference comparison."""
-    arm, ref, metric, d = row["arm"], row["vs"], row["metric"], row["direction"]
+def _interval(row: pd.Series) -> str:
+    conf = f"{100 * (1 - row['level']):.4g}%"
+    return f"{_signed(row['diff'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}] ({conf} interval)"
+
+
+def sentence(row: pd.Series) -> str:
+    """One line per comparison, worded exactly as its verdict: better / worse / equivalent within the margin /
+    inconclusive at n seeds (plus the cases with no test at all)."""
+    arm, ref, metric, v = row["arm"], row["vs"], row["metric"], row["verdict"]
+    seeds = f"{row['n_arm']} vs {row['n_control']} seeds"
     if row["n_arm"] < 2 or row["n_control"] < 2:
-        return "n/a", (
-            f"{arm} vs {ref} on {metric}: not enough finished runs ({row['n_arm']} vs "
-            f"{row['n_control']}; two per arm needed)"
+        return f"{arm} vs {ref} on {metric}: not enough finished runs ({seeds}; two per arm needed)"
+    if v == "identical":
+        what = (
+            f"every seed of both gave {row['mean_arm']:.4g}; the metric saturates here and cannot tell "
+            "the arms apart"
+            if row["se"] == 0
+            else f"every seed gave exactly {ref}'s value; at this budget the arms trained alike (check that "
+            "the changed setting takes effect)"
         )
-    if row["identical"] and row["pooled_sd"] == 0:
-        return "identical", (
-            f"{arm} vs {ref} on {metric}: every seed of both gave {row['mean_arm']:.4g}; the metric "
-            "saturates here and cannot tell the arms apart"
+        return f"{arm} vs {ref} on {metric}: {what}"
+    if v == "n/a":
+        return (
+            f"{arm} vs {ref} on {metric}: {_signed(row['diff'])}; each arm gave one value in every seed "
+            "(no variance), so there is no interval"
         )
-    if row["identical"]:
-        return "identical", (
-            f"{arm} vs {ref} on {metric}: every seed gave exactly {ref}'s value; at this budget "
-            "the arms trained alike (check that the changed setting takes effect)"
+    p = f"p_adj = {_p(row['p_welch_adj'])}"
+    if v in ("better", "worse"):
+        return f"{arm} is {v} than {ref} on {metric}: {_interval(row)}, {p}, {seeds}"
+    if v == "differs":
+        return f"{arm} differs from {ref} on {metric} (direction unknown): {_interval(row)}, {p}, {seeds}"
+    if v == "equivalent":
+        return (
+            f"{arm} is equivalent to {ref} on {metric} within the margin +/-{row['margin']:.3g}: "
+            f"{_interval(row)}, TOST p_adj = {_p(row['p_tost_adj'])}, {seeds}"
         )
-    ci = f"{_signed(row['diff'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}]"
-    if not math.isfinite(row["p_welch_holm"]):
-        return "n/a", (
-            f"{arm} vs {ref} on {metric}: {ci}; each arm gave one value in every seed (no variance), "
-            "so the t-test is undefined"
-        )
-    if row["p_welch_holm"] < stats.ALPHA:
-        if d == "unknown":
-            word = "differs"
-        else:
-            word = "better" if (row["diff"] > 0) == (d == "maximize") else "worse"
-        verb = f"differs from {ref}" if word == "differs" else f"is {word} than {ref}"
-        return word, f"{arm} {verb} on {metric}: {ci}, p_holm = {_p(row['p_welch_holm'])}"
-    n = row["seeds_needed"]
-    target = "the stated minimum effect" if row["effect_source"] == "minimum" else "the observed one"
-    if row["effect"] == 0:
-        power = "the observed difference is zero"
-    elif n is None or (isinstance(n, float) and math.isnan(n)):
-        power = (
-            f"no realistic number of seeds would detect a difference of {_signed(row['effect'])} ({target})"
-        )
-    else:
-        power = (
-            f"about {int(n)} seeds per arm would detect a difference of {_signed(row['effect'])} ({target}) "
-            f"with {stats.POWER:.0%} power at alpha = {stats.ALPHA}"
-        )
-    return "no difference detected", (
-        f"{arm} vs {ref} on {metric}: no detectable difference with {row['n_arm']} vs {row['n_control']} "
-        f"seeds ({ci}, p_holm = {_p(row['p_welch_holm'])}); {power}"
+    margin = (
+        f"equivalence needs the interval inside +/-{row['margin']:.3g}"
+        if math.isfinite(row["margin"])
+        else "no margin is declared, so it cannot be called equivalent"
+    )
+    return (
+        f"{arm} vs {ref} on {metric}: inconclusive at {seeds} ({_interval(row)}, {p}); these seeds detect "
+        f"a difference of {_p(row['mde'])} with {stats.POWER:.0%} power; {margin}"
     )
 
 
@@ -89,73 +90,114 @@ def _identical(store: Store, arm: str, ref: str, metric: str) -> bool:
     return len(shared) >= 2 and bool((a.loc[shared] == c.loc[shared]).all())
 
 
-def analyse(
-    store: Store, *, min_effect: float | None = None, n_resamples: int = stats.N_RESAMPLES, seed: int = 0
-) -> Analysis:
-    """Every statistic the report shows, computed on the done runs only."""
+def design(experiment: dict[str, Any]) -> dict[str, Any]:
+    """The error-control design a report's levels follow: alpha per family, first look and max seeds."""
+    start = int(experiment.get("first_seeds") or len(experiment.get("seeds") or []) or 1)
+    return {"alpha": stats.ALPHA, "start": start, "max_seeds": experiment.get("max_seeds")}
+
+
+def _arm(store: Store, arm: str, metric: str, threshold: float | None, direction: str) -> dict[str, Any]:
+    """One arm's headline row; with per-image scores stored, also the hierarchical bootstrap interval of the
+    mean (seeds and test images resampled), NaN without them."""
+    lo, hi = stats.hierarchical_bootstrap(store.image_scores(arm, metric))
+    return {
+        "arm": arm,
+        **stats.describe(store.values(arm, metric), threshold=threshold, direction=direction),
+        "hb_low": lo,
+        "hb_high": hi,
+    }
+
+
+def _family(metric: str, primary: str, secondary: list[str]) -> str:
+    return "primary" if metric == primary else "secondary" if metric in secondary else "exploratory"
+
+
+def _row(store: Store, arm: str, ref: str, metric: str, direction: str, margin: float | None) -> dict:
+    x, y = store.values(arm, metric), store.values(ref, metric)
+    c = stats.compare(x, y, arm=arm, metric=metric, direction=direction)
+    w = stats.welch(x, y)
+    return {
+        **dataclasses.asdict(c),
+        "vs": ref,
+        "margin": math.nan if margin is None else float(margin),
+        "p_tost": w.tost_p(margin),
+        "identical": _identical(store, arm, ref, metric),
+        "welch": w,
+    }
+
+
+def _adjusted(p: float, scale: float) -> float:
+    """min(1, p x scale); NaN stays NaN (no test), never a misleading 1."""
+    return min(1.0, p * scale) if math.isfinite(p * scale) else math.nan
+
+
+def _decide(row: dict, m: int, dsg: dict[str, Any]) -> dict:
+    """The family's level at this look, the interval and verdict read off it, and the adjusted p-values
+    (p x alpha / level: below alpha exactly when the interval excludes 0, or lies inside the margin)."""
+    n = min(row["n_arm"], row["n_control"])
+    if n < 2:
+        lvl = math.nan
+        d = sequential.Decision(row["diff"], math.nan, math.nan, lvl, "n/a")
+    else:
+        lvl = sequential.level(n, m, start=dsg["start"], max_seeds=dsg["max_seeds"], alpha=dsg["alpha"])
+        margin = row["margin"] if math.isfinite(row["margin"]) else None
+        d = sequential.decide(row.pop("welch"), lvl, margin, row["direction"])
+    row.pop("welch", None)
+    scale = dsg["alpha"] / lvl if math.isfinite(lvl) else math.nan
+    smallest = stats.smallest_rank_p(row["n_arm"], row["n_control"])
+    verdict = "identical" if row["identical"] and d.verdict in ("n/a", "inconclusive") else d.verdict
+    return {
+        **row,
+        "level": lvl,
+        "ci_low": d.low,
+        "ci_high": d.high,
+        "p_welch_adj": _adjusted(row["p_welch"], scale),
+        "p_tost_adj": _adjusted(row["p_tost"], 2 * scale),
+        "p_rank_adj": _adjusted(row["p_rank"], scale),
+        "rank_can_reject": bool(smallest < lvl) if math.isfinite(lvl) else False,
+        "mde": stats.Welch(row["diff"], row["se"], row["df"]).mde(lvl) if math.isfinite(lvl) else math.nan,
+        "verdict": verdict,
+    }
+
+
+def analyse(store: Store) -> Analysis:
+    """Every statistic the report shows, computed on the done runs only. Three families, each at alpha:
+    the primary metric's comparisons, the declared secondary metrics', and every other metric's
+    (exploratory): adding a secondary or a diagnostic never dilutes the primary question."""
+    exp = store.experiment
     metrics = store.metric_names
-    dirs = directions(store.experiment, metrics)
-    arms = store.arms
-    primary = store.experiment["metrics"]["primary"]
-    secondary = [m for m in store.experiment["metrics"].get("secondary", []) or [] if m in metrics]
+    dirs = directions(exp, metrics)
+    primary = exp["metrics"]["primary"]
+    secondary = [m for m in exp["metrics"].get("secondary", []) or [] if m in metrics and m != primary]
+    margins = exp["metrics"].get("margin") or {}
+    failure = exp["metrics"].get("failure") or {}
+    dsg = design(exp)
 
-    headline = {}
-    for metric in [primary, *secondary]:
-        rows = [
-            {"arm": a, **stats.describe(store.values(a, metric), n_resamples=n_resamples, seed=seed)}
-            for a in arms
-        ]
-        headline[metric] = pd.DataFrame(rows)
-
-    rows = []
-    for metric in metrics:
-        for arm, ref in store.pairs:
-            c = stats.compare(
-                store.values(arm, metric),
-                store.values(ref, metric),
-                arm=arm,
-                metric=metric,
-                direction=dirs[metric],
-                n_resamples=n_resamples,
-                seed=seed,
-            )
-            row = dataclasses.asdict(c)
-            rows.append({"arm": arm, "vs": ref, **row, "identical": _identical(store, arm, ref, metric)})
-    cols = ["arm", "vs"] + [f.name for f in dataclasses.fields(stats.Comparison) if f.name != "arm"]
-    comp = pd.DataFrame(rows, columns=[*cols, "identical"])
-    declared = [primary, *secondary]
-    comp.insert(0, "family", ["declared" if m in declared else "exploratory" for m in comp["metric"]])
-    # Holm over every arm x metric of a family, per test: the spec's declared metrics are the confirmatory
-    # family; the rest (per-coat breakdowns, diagnostics) form a separate exploratory family, so that adding
-    # diagnostics to the Evaluator never dilutes the power of the question the spec asked.
-    for test in ("welch", "mwu"):
-        comp[f"p_{test}_holm"] = float("nan")
-        for fam in ("declared", "exploratory"):
-            mask = comp["family"] == fam
-            if mask.any():
-                comp.loc[mask, f"p_{test}_holm"] = stats.holm(
-                    comp.loc[mask, f"p_{test}"].to_numpy(dtype=float)
-                )
-    use_min = [min_effect is not None and m == primary for m in comp["metric"]]
-    comp["effect_source"] = ["minimum" if u else "observed" for u in use_min]
-    comp["effect"] = [
-        float(min_effect) if u else d
-        for u, d in zip(use_min, comp["diff"].to_numpy(dtype=float), strict=True)
-    ]
-    comp["seeds_needed"] = [
-        stats.seeds_needed(e, s) for e, s in zip(comp["effect"], comp["pooled_sd"], strict=True)
-    ]
-    comp["seeds_needed"] = comp["seeds_needed"].astype(object)
-    words = [verdict(r) for _, r in comp.iterrows()]
-    comp["verdict"] = [w for w, _ in words]
-    comp["sentence"] = [s for _, s in words]
-    prim = comp[comp["metric"] == primary]
+    headline = {
+        metric: pd.DataFrame([_arm(store, a, metric, failure.get(metric), dirs[metric]) for a in store.arms])
+        for metric in [primary, *secondary]
+    }
+    raw = [
+        {"family": _family(m, primary, secondary),
+         **_row(store, a, ref, m, dirs[m], margins.get(m))}
+        for m in metrics
+        for a, ref in store.pairs
+    ]  # fmt: skip
+    sizes = {f: sum(r["family"] == f for r in raw) for f in FAMILIES}
+    rows = [_decide(r, sizes[r["family"]], dsg) for r in raw]
+    cols = ["family", "arm", "vs", "metric", "direction", "n_arm", "n_control", "mean_arm", "mean_control",
+            "diff", "ci_low", "ci_high", "level", "p_welch", "p_welch_adj", "margin", "p_tost", "p_tost_adj",
+            "p_rank", "p_rank_adj", "rank_can_reject", "mde", "p_improve", "se", "df", "identical",
+            "verdict"]  # fmt: skip
+    comp = pd.DataFrame(rows, columns=cols)
+    comp["sentence"] = [sentence(r) for _, r in comp.iterrows()]
+    prim = comp[comp["family"] == "primary"]
     primary_verdicts = list(prim["sentence"]) or [f"no arm besides the control {store.control} to compare"]
-    return Analysis(metrics, dirs, headline, comp, primary_verdicts, min_effect)
+    return Analysis(metrics, dirs, headline, comp, primary_verdicts, dsg)
 
 
 def arm_cis(analysis: Analysis) -> dict[str, dict[str, tuple[float, float]]]:
-    """metric -> arm -> bootstrap CI of the mean, for the strip plots."""
+    """metric -> arm -> 95% t interval of the mean, for the strip plots."""
     return {
         m: {r["arm"]: (r["ci_low"], r["ci_high"]) for _, r in df.iterrows()}
         for m, df in analysis.headline.items()

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from cyclegan.atomic import atomic_write_json, atomic_write_text
+from harness.errors import UserError
 from harness.report import plots, stats
 from harness.report.analyse import Analysis, analyse, arm_cis
 from harness.report.directions import definition
@@ -34,7 +35,7 @@ from harness.report.render import (
     to_markdown,
 )
 
-FIGURES = ("primary_strip.png", "loss_curves.png", "eval_curves.png", "samples.png")
+FIGURES = ("forest.png", "primary_strip.png", "loss_curves.png", "eval_curves.png", "samples.png")
 # the rows of cyclegan.metrics.Evaluator.sample_grid (true targets only exist on the synthetic benchmark)
 SYNTH_ROWS = ("input A", "G_A(A)", "true B", "input B", "G_B(B)", "true A")
 PLAIN_ROWS = ("input A", "G_A(A)", "input B", "G_B(B)")
@@ -77,19 +78,19 @@ def _status_line(store: Store) -> str:
 
 
 READ_FIRST = [
-    "The verdict above: each arm against the control on the primary metric (difference, 95% CI, "
-    "Holm-corrected p).",
+    "The forest plot and the verdicts above: each declared comparison's difference with its family-adjusted "
+    "interval; a verdict is read off that interval and nothing else.",
     "Headline results: the strip plot (one dot per seed) shows how far seeds scatter beside that difference.",
     "Samples: what the generators actually do to the same test images.",
     "Comparisons repeats the test for every declared metric; the rest is reference material, and the "
-    "exploratory metrics (a separate Holm family: leads, not findings) are folded away.",
+    "exploratory metrics (a separate family: leads, not findings) are folded away.",
 ]
 # What a report at a small preset can and cannot show; the shipped experiments' answers are the committed
 # cpu-preset reports (reports/FINDINGS.md in the repository).
 SCALE_NOTES = {
     "demo": "Demo scale: {iterations} iterations of 8-channel networks at 32 px, a few minutes of CPU. The "
     "generators have only begun to learn, so expect blurry outputs, and with {seeds} seeds per arm only a "
-    "large effect can be detected: 'no detectable difference' is the usual verdict here, not an answer. The "
+    "large effect can be detected: 'inconclusive' is the usual verdict here, not an answer. The "
     "shipped experiments' answers are the committed cpu-preset reports (reports/FINDINGS.md in the "
     "repository).",
     "smoke": "Smoke-test scale: {iterations} iterations of tiny networks, to check the pipeline; the numbers "
@@ -115,17 +116,57 @@ def _scale_notes(store: Store) -> list:
     return [Text("What to expect at this scale:", bold=True), Bullets(notes)]
 
 
-def _question(store: Store, an: Analysis) -> Section:
+VERDICT_RULE = (
+    "Verdicts (every comparison ends as one): better / worse = the adjusted interval excludes 0 on the "
+    "metric's good / bad side; equivalent = it lies inside the spec's margin (only metrics with a declared "
+    "margin); otherwise inconclusive at n seeds."
+)
+
+
+def _method(an: Analysis) -> str:
+    d = an.design
+    seq = (
+        f"The spec allows up to {d['max_seeds']} seeds per arm, added in batches of {d['start']} "
+        "(harness run --until-decided): each comparison's share of alpha is spent over those looks with the "
+        "Lan-DeMets O'Brien-Fleming-type function, and its interval is a repeated confidence interval "
+        "(Jennison & Turnbull), valid whenever the seeds stop."
+        if d["max_seeds"]
+        else "One look at a fixed number of seeds."
+    )
+    return (
+        f"Families: the primary metric's comparisons, the declared secondary metrics' comparisons and all "
+        f"other metrics (exploratory) are three separate families, each at alpha = {d['alpha']}; within a "
+        "family of m comparisons each gets alpha/m (Bonferroni, chosen over Holm because its intervals are "
+        "simultaneous and agree with every verdict). Interval: Welch's t interval of the difference of "
+        "means at the comparison's level (its confidence is shown). " + seq + " p_adj = p x alpha / level, "
+        "below alpha exactly when the interval excludes 0 (TOST: p_tost x 2 alpha / level, below alpha "
+        "exactly when the interval lies inside the margin)."
+    )
+
+
+def _question(store: Store, an: Analysis, out: Path) -> Section:
     exp = store.experiment
     primary = exp["metrics"]["primary"]
+    declared = an.comparisons[an.comparisons["family"] != "exploratory"]
+    forest = plots.forest_plot(declared, an.directions, out / "forest.png")
+    blocks: list = [Text(exp.get("question") or "(the spec states no question)", bold=True)]
+    if forest:
+        blocks.append(
+            Figure(
+                forest,
+                "Every declared comparison: difference (dot) with its family-adjusted interval (bar), "
+                "coloured by verdict (green better, red worse, blue equivalent, grey inconclusive, light "
+                "grey no test: identical arms or no variance); shaded: the spec's margin around 0.",
+            )
+        )
     return Section(
         "Question and verdict",
         [
-            Text(exp.get("question") or "(the spec states no question)", bold=True),
+            *blocks,
             Bullets(an.primary_verdicts),
             Text(
                 f"Primary metric: {primary} ({DIRECTION_WORDS[an.directions[primary]]}); control arm: "
-                f"{store.control}. A verdict needs the Holm-corrected Welch p < {stats.ALPHA}."
+                f"{store.control}. {VERDICT_RULE}"
             ),
             Text(_status_line(store)),
             *_scale_notes(store),
@@ -179,17 +220,31 @@ def _setup(store: Store) -> Section:
 
 
 def _headline(store: Store, an: Analysis, out: Path) -> Section:
+    failure = store.experiment["metrics"].get("failure") or {}
     blocks: list = [
         Text(
-            f"Final evaluation of each done run. IQM = interquartile mean (25% trimmed). "
-            f"95% CI = {stats.CI_METHOD} bootstrap of the mean, {stats.N_RESAMPLES:,} resamples, seeded; "
-            "n/a when an arm has fewer than 2 runs."
+            "Final evaluation of each done run: mean with its 95% t interval (unadjusted; n/a below 2 runs), "
+            "median beside it (an arm can be bimodal: some seeds fail, some work), IQM = interquartile mean "
+            "(25% trimmed), failure rate = share of runs on the failing side of the spec's threshold. Where "
+            "runs stored per-image scores, the seeds+images interval is a hierarchical bootstrap (seeds "
+            f"resampled, then each seed's test images; {stats.N_RESAMPLES:,} seeded resamples): it shows "
+            "how much test-set noise adds to the seeds' spread. It is not the verdicts' interval: with few "
+            "seeds a percentile bootstrap is too narrow (it ignores that the seeds' sd is estimated)."
         )
     ]
     for metric, df in an.headline.items():
-        view = df.rename(columns={"ci_low": "95% CI low", "ci_high": "95% CI high", "iqm": "IQM"})
-        view = view[["arm", "n", "mean", "sd", "median", "IQM", "95% CI low", "95% CI high"]]
-        blocks.append(Table(view, caption=f"{metric} ({DIRECTION_WORDS[an.directions[metric]]})"))
+        view = df.assign(**{"95% CI seeds+images": [
+            f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in zip(df["hb_low"], df["hb_high"], strict=True)
+        ]}).rename(
+            columns={"ci_low": "95% CI low", "ci_high": "95% CI high", "iqm": "IQM", "failure_rate": "failed"}
+        )  # fmt: skip
+        cols = ["arm", "n", "mean", "95% CI low", "95% CI high", "median", "sd", "IQM", "failed"]
+        view = view[cols + (["95% CI seeds+images"] if df["hb_low"].notna().any() else [])]
+        threshold = failure.get(metric)
+        side = "below" if an.directions[metric] == "maximize" else "above"
+        where = "" if threshold is None else f"; failed = {side} {threshold:g}"
+        caption = f"{metric} ({DIRECTION_WORDS[an.directions[metric]]}{where})"
+        blocks.append(Table(view, caption=caption))
     values = {m: {a: store.values(a, m) for a in store.arms} for m in an.headline}
     if any(len(v) for per in values.values() for v in per.values()):
         fig = plots.strip_plot(
@@ -198,30 +253,40 @@ def _headline(store: Store, an: Analysis, out: Path) -> Section:
         blocks.append(
             Figure(
                 fig,
-                "Each dot is one seed's final value; black diamond = mean with its 95% bootstrap "
-                "CI; dashed line = the control's mean.",
+                "Each dot is one seed's final value; black diamond = mean with its 95% t interval; dashed "
+                "line = the control's mean.",
             )
         )
     return Section("Headline results", blocks)
+
+
+def _rank(c: pd.DataFrame) -> list[str]:
+    """The exact rank test's adjusted p, or why it cannot reject at its family's level with these seeds."""
+    return [
+        fmt(p) if ok else f"cannot reject (smallest p {fmt(stats.smallest_rank_p(a, b))})"
+        for p, ok, a, b in zip(c["p_rank_adj"], c["rank_can_reject"], c["n_arm"], c["n_control"], strict=True)
+    ]
 
 
 def _comparison_table(c: pd.DataFrame) -> Table:
     return Table(
         pd.DataFrame(
             {
+                "family": c["family"],
                 "arm": c["arm"],
                 "vs": c["vs"],
                 "metric": c["metric"],
-                "direction": c["direction"],
                 "n (arm/vs)": [f"{a}/{b}" for a, b in zip(c["n_arm"], c["n_control"], strict=True)],
                 "arm - vs": c["diff"],
-                "95% CI": [
+                "adjusted interval": [
                     f"[{fmt(lo)}, {fmt(hi)}]" for lo, hi in zip(c["ci_low"], c["ci_high"], strict=True)
                 ],
-                "p Welch": c["p_welch"],
-                "p Welch (Holm)": c["p_welch_holm"],
-                "p MWU": c["p_mwu"],
-                "p MWU (Holm)": c["p_mwu_holm"],
+                "confidence": 1 - c["level"],
+                "p Welch (adj.)": c["p_welch_adj"],
+                "margin": c["margin"],
+                "p TOST (adj.)": c["p_tost_adj"],
+                "p rank (adj.)": _rank(c),
+                "MDE": c["mde"],
                 "P(improvement)": c["p_improve"],
                 "verdict": c["verdict"],
             }
@@ -234,25 +299,16 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
     c = an.comparisons
     if c.empty:
         return [Section("Comparisons", [Text("No arm besides the control.")])]
-    effect = (
-        f"the stated minimum effect ({an.min_effect:g}) for the primary metric and the observed difference "
-        "for the others"
-        if an.min_effect is not None
-        else "the observed difference"
-    )
     method = Text(
         "Each arm is compared with the control (vs), plus any pair listed in the spec's compare key. "
-        f"Difference = mean(arm) - mean(vs); its 95% CI is a {stats.CI_METHOD} bootstrap of the "
-        f"difference of means, the two samples resampled independently ({stats.N_RESAMPLES:,} resamples, "
-        "seeded). p-values: Welch's t-test (unequal variances) and the Mann-Whitney U test (MWU), both "
-        "two-sided, each Holm-corrected over every arm x metric of its family: the spec's declared metrics "
-        "(primary and secondary) form one family, all other metrics a separate exploratory one. "
-        "P(improvement) = probability that a random seed of the arm beats a random seed of vs "
-        "(ties count half; the Mann-Whitney U / (n1 n2)), blank when the metric's direction is unknown. "
-        f"Verdicts use the Holm-corrected Welch p < {stats.ALPHA}. Seeds needed: two-sided two-sample "
-        f"t-test power {stats.POWER:.0%} at alpha = {stats.ALPHA} for the observed pooled sd and {effect}."
+        "Difference = mean(arm) - mean(vs). " + _method(an) + " p rank: two-sided Mann-Whitney test with "
+        "exact p (permutation p when values tie), adjusted like Welch's; where the smallest p its seeds can "
+        "give is above the comparison's level it says so instead. MDE = minimum detectable effect: the true "
+        f"difference these seeds detect with {stats.POWER:.0%} power at the comparison's level (planning, "
+        "not a statement about the observed difference). P(improvement) = probability that a random seed "
+        "of the arm beats a random seed of vs (ties count half), blank when the direction is unknown."
     )
-    declared, other = c[c["family"] == "declared"], c[c["family"] == "exploratory"]
+    declared, other = c[c["family"] != "exploratory"], c[c["family"] == "exploratory"]
     secs = [
         Section(
             "Comparisons",
@@ -260,16 +316,16 @@ def _comparison(store: Store, an: Analysis) -> list[Section]:
         )
     ]
     if len(other):
-        found = other[other["verdict"].isin(["better", "worse", "differs"])]
+        found = other[other["verdict"].isin(["better", "worse", "differs", "equivalent"])]
         secs.append(
             Section(
                 "Exploratory metrics",
                 [
                     Text(
                         "Metrics the spec did not declare (diagnostics, per-subset breakdowns): a separate "
-                        "Holm family; treat a detected difference as a lead, not a finding."
+                        "family; treat a verdict here as a lead, not a finding."
                     ),
-                    Bullets(list(found["sentence"])) if len(found) else Text("No difference detected."),
+                    Bullets(list(found["sentence"])) if len(found) else Text("No comparison decided."),
                     _comparison_table(other),
                 ],
                 folded=True,
@@ -435,29 +491,59 @@ def _runs_csv(store: Store) -> str:
     return pd.concat([store.runs[RUN_COLUMNS].reset_index(drop=True), metrics], axis=1).to_csv(index=False)
 
 
+def _plan(store: Path, exp: dict[str, Any]) -> dict[str, Any]:
+    """What a report came from: another plan written over it needs --force."""
+    return {
+        "store": str(store),
+        "preset": exp.get("preset"),
+        "data": exp.get("data"),
+        "seeds": exp.get("seeds"),
+    }
+
+
+def plan_conflict(out: Path, plan: dict[str, Any]) -> str | None:
+    """Why ``out`` holds the report of another plan (other store, preset or data, or seeds it lacks), or None
+    when writing there replaces only the same plan's report (more seeds of it included)."""
+    if not (out / "report.json").is_file():
+        return None
+    try:
+        old = json.loads((out / "report.json").read_text()).get("plan")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old is None:
+        return f"{out} holds a report that records no plan"
+    for key in ("store", "preset", "data"):
+        if old.get(key) != plan[key]:
+            return f"{out} holds the report of {key} {old.get(key)!r}, not {plan[key]!r}"
+    missing = sorted(set(old.get("seeds") or []) - set(plan["seeds"] or []))
+    if missing:
+        return f"{out} holds a report with seeds {missing} that this plan lacks"
+    return None
+
+
+def check_target(out: Path, plan: dict[str, Any], force: bool) -> None:
+    """One line and exit 2 (before anything is written) when ``out`` holds another plan's report."""
+    why = None if force else plan_conflict(out, plan)
+    if why:
+        raise UserError(f"{why}; pass --force to replace it, or --reports DIR to write elsewhere")
+
+
 def build_report(
-    store: Path,
-    experiment: str,
-    out_root: Path = Path("reports"),
-    *,
-    min_effect: float | None = None,
-    n_resamples: int = stats.N_RESAMPLES,
-    seed: int = 0,
+    store: Path, experiment: str, out_root: Path = Path("reports"), *, force: bool = False
 ) -> Path:
     """Write ``out_root/<experiment>/`` and return it: report.md, report.html, runs.csv, comparisons.csv
-    (every comparison at full precision), report.json (for the index) and the figures.
-
-    ``min_effect``: the difference of interest for the primary metric's seeds-needed estimate (default: the
-    observed difference). Also rebuilds ``out_root/index.md``.
-    """
+    (every comparison at full precision), report.json (the plan it came from, for the index) and the figures.
+    Also rebuilds ``out_root/index.md``. A folder holding another plan's report needs ``force``."""
     st = load_store(Path(store), experiment)  # raises UserError before anything is written
     out = Path(out_root) / experiment
+    plan = _plan(Path(store), st.experiment)
+    check_target(out, plan, force)
     out.mkdir(parents=True, exist_ok=True)
     for name in FIGURES:  # a rebuild must not show a stale figure the store no longer supports
         (out / name).unlink(missing_ok=True)
-    an = analyse(st, min_effect=min_effect, n_resamples=n_resamples, seed=seed)
+    an = analyse(st)
     sections = [
-        _question(st, an),
+        _question(st, an, out),
         *reference_sections(st),
         _setup(st),
         _headline(st, an, out),
@@ -483,6 +569,7 @@ def build_report(
             "date": _date(st),
             "primary": st.experiment["metrics"]["primary"],
             "verdicts": an.primary_verdicts,
+            "plan": plan,
             "runs": {
                 "planned": int(st.runs["planned"].sum()),
                 "done": len(st.done()),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
@@ -56,6 +57,7 @@ class Store:
     evals: pd.DataFrame  # run, arm, seed, iteration, time, <metric>...
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run -> flat resolved config
     samples: dict[str, Path] = field(default_factory=dict)  # run -> latest samples/*.png
+    per_image: dict[str, dict[str, list]] = field(default_factory=dict)  # run -> metric -> per-image scores
     notes: list[str] = field(default_factory=list)  # problems met while reading (skipped lines, bad files)
 
     @property
@@ -82,6 +84,12 @@ class Store:
         seen = [c for c in self.finals.columns if self.finals[c].notna().any()]
         ordered = [m["primary"]] + [s for s in m.get("secondary", []) or [] if s != m["primary"]]
         return ordered + sorted(c for c in seen if c not in ordered)
+
+    def image_scores(self, arm: str, metric: str) -> list[np.ndarray]:
+        """Per-image scores of ``metric`` for each done run of ``arm`` that stored them (per_image.json)."""
+        runs = self.done().loc[lambda r: r["arm"] == arm, "run"]
+        out = [self.per_image.get(r, {}).get(metric) for r in runs]
+        return [np.array([np.nan if v is None else v for v in s], dtype=float) for s in out if s]
 
     def done(self) -> pd.DataFrame:
         return self.runs[self.runs["status"] == "done"]
@@ -234,7 +242,7 @@ def load_store(store: Path, name: str) -> Store:
     folder = experiment_folder(store, name)
     exp = read_experiment(folder)
     notes: list[str] = []
-    rows, configs, samples = [], {}, {}
+    rows, configs, samples, per_image = [], {}, {}, {}
     loss_recs: list[dict[str, Any]] = []
     eval_recs: list[dict[str, Any]] = []
 
@@ -257,6 +265,11 @@ def load_store(store: Path, name: str) -> Store:
                 configs[str(run)] = _flatten(_read_json(rdir / "config.json"))
             except (OSError, ValueError) as exc:
                 notes.append(f"{rdir / 'config.json'}: unreadable ({exc})")
+        if (rdir / "per_image.json").is_file():
+            try:
+                per_image[str(run)] = _read_json(rdir / "per_image.json").get("scores") or {}
+            except (OSError, ValueError) as exc:
+                notes.append(f"{rdir / 'per_image.json'}: unreadable ({exc})")
         pngs = sorted((rdir / "samples").glob("*.png"))
         if pngs:
             samples[str(run)] = pngs[-1]
@@ -279,6 +292,7 @@ def load_store(store: Path, name: str) -> Store:
         evals=_frame(eval_recs),
         configs=configs,
         samples=samples,
+        per_image=per_image,
         notes=notes,
     )
 

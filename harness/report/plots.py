@@ -57,7 +57,7 @@ def strip_plot(
     directions: Mapping[str, str],
     path: Path,
 ) -> Path:
-    """One panel per metric that has a value: each seed a dot, the mean with its bootstrap CI, the control's
+    """One panel per metric that has a value: each seed a dot, the mean with its t interval, the control's
     mean dashed. A metric no run has (a task metric on folder data) gets no panel, not empty axes."""
     metrics = [m for m in values if any(s.notna().any() for s in values[m].values())]
     fig = Figure(
@@ -224,3 +224,54 @@ def sample_grid(
     else:
         labelled = [x for arm, im in images for x in ((arm, im, True), ("", im, False))]
     return _draw(labelled, path, min_width, max_scale)
+
+
+VERDICT_COLORS = {
+    "better": "#2ca02c",
+    "worse": "#d62728",
+    "equivalent": "#1f77b4",
+    "differs": "#ff7f0e",
+    "inconclusive": "#7f7f7f",
+    "identical": "#bbbbbb",
+    "n/a": "#bbbbbb",
+}
+
+
+def forest_plot(comparisons: pd.DataFrame, directions: Mapping[str, str], path: Path) -> Path | None:
+    """The answer at a glance: one panel per declared metric (its own scale), one row per comparison: the
+    difference with its family-adjusted interval, coloured by verdict, the margin band shaded around 0."""
+    metrics = list(dict.fromkeys(comparisons["metric"]))
+    if not metrics:
+        return None
+    heights = [max(1, int((comparisons["metric"] == m).sum())) for m in metrics]
+    fig = Figure(figsize=(7.5, 0.9 + sum(0.42 * h + 0.75 for h in heights)))
+    axes = np.atleast_1d(fig.subplots(len(metrics), 1, squeeze=False, height_ratios=heights)).ravel()
+    for ax, metric in zip(axes, metrics, strict=True):
+        rows = comparisons[comparisons["metric"] == metric].reset_index(drop=True)
+        margin = float(rows["margin"].iloc[0])
+        if np.isfinite(margin):
+            ax.axvspan(-margin, margin, color="#1f77b4", alpha=0.12, lw=0, label=f"margin ±{margin:.3g}")
+        ax.axvline(0, color="black", lw=0.8)
+        for i, r in rows.iterrows():
+            y = len(rows) - 1 - i
+            color = VERDICT_COLORS.get(r["verdict"], "#7f7f7f")
+            if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
+                ax.hlines(y, r["ci_low"], r["ci_high"], color=color, lw=2.4)
+            if np.isfinite(r["diff"]):
+                ax.plot(r["diff"], y, "o", color=color, ms=6)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels(
+            [
+                _label(f"{a} vs {v}: {w}")
+                for a, v, w in zip(rows["arm"], rows["vs"], rows["verdict"], strict=True)
+            ][::-1],
+            fontsize=9,
+        )
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        word = WORDS.get(directions.get(metric, ""), "direction unknown")
+        ax.set_title(_label(f"{metric}: arm - reference ({word})"), fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+        if np.isfinite(margin):
+            ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)

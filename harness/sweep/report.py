@@ -223,8 +223,9 @@ def _toml(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else _show(value)
 
 
-def _verdict(c: stats.Comparison, name: str) -> str:
-    """Better / worse / not distinguishable by the 95% CI of the difference; no verdict on too few seeds."""
+def _verdict(c: stats.Comparison, name: str, level: str) -> str:
+    """Better / worse when the family-adjusted Welch interval excludes 0, else inconclusive (a sweep declares
+    no margin, so it never says equal); no verdict on too few seeds."""
     if min(c.n_arm, c.n_control) < MIN_SEEDS:
         return (
             f"{c.metric}: too few seeds for a verdict ({c.n_arm} / {c.n_control}; at least {MIN_SEEDS} "
@@ -233,16 +234,12 @@ def _verdict(c: stats.Comparison, name: str) -> str:
     up = c.direction == "maximize"
     better = c.ci_low > 0 if up else c.ci_high < 0
     worse = c.ci_high < 0 if up else c.ci_low > 0
-    word = "better than" if better else "worse than" if worse else "not distinguishable from"
-    if (better or worse) and not c.p_welch < stats.ALPHA:  # at n = 3..5 the percentile bootstrap is narrow
-        word = f"probably {word}"
-        return (
-            f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds: the 95% bootstrap "
-            f"CI of the difference excludes 0 but Welch's p = {fmt(c.p_welch)}; more seeds would settle it."
-        )
+    if better or worse:
+        word = "better than" if better else "worse than"
+        return f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds ({level})."
     return (
-        f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds "
-        "(95% bootstrap CI of the difference)."
+        f"{c.metric}: inconclusive at {c.n_arm} fresh seeds: the {level} contains 0; more seeds "
+        f"(`harness sweep {name} --confirm N`) would narrow it."
     )
 
 
@@ -270,12 +267,15 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 if v is not None:
                     values.setdefault(m, {}).setdefault(arm, []).append(float(v))
     rows, verdicts = [], []
+    confidence = 1 - stats.ALPHA / len(objectives)  # Bonferroni over the objectives: one family
+    n = len(objectives)
+    level = f"{100 * confidence:g}% Welch interval of the difference, Bonferroni over {n} objective(s)"
     for m, d in zip(objectives, directions, strict=True):
         best = values.get(m, {}).get("confirm-best", [])
         default = values.get(m, {}).get("confirm-default", [])
-        c = stats.compare(best, default, arm="best", metric=m, direction=d)
-        lo_b, hi_b = stats.bootstrap_mean_ci(best)
-        lo_d, hi_d = stats.bootstrap_mean_ci(default)
+        c = stats.compare(best, default, arm="best", metric=m, direction=d, confidence=confidence)
+        lo_b, hi_b = stats.t_interval(best)
+        lo_d, hi_d = stats.t_interval(default)
         rows.append(
             {
                 "metric": m,
@@ -286,12 +286,12 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 "default mean": c.mean_control,
                 "default 95% CI": f"[{fmt(lo_d)}, {fmt(hi_d)}]",
                 "best - default": c.diff,
-                "diff 95% CI": f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
+                "diff adjusted CI": f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
                 "Welch p": c.p_welch,
                 "P(best better)": c.p_improve,
             }
         )
-        verdicts.append(_verdict(c, experiment["name"]))
+        verdicts.append(_verdict(c, experiment["name"], level))
     default = ", ".join(f"{k}={v}" for k, v in conf["default"].items())
     seeds = ", ".join(str(s) for s in conf["seeds"])
     return [
