@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import wandb
@@ -28,7 +29,8 @@ def test_the_report_goes_to_one_experiment_level_wandb_run(tmp_path, monkeypatch
     assert lines[0] == lines[1] and lines[0].startswith("W&B: the report is run ")
     run_id = lines[0].split()[5]
     runs = sorted((tmp_path / "runs" / ".wandb-reports" / "ablate-pool" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)  # one W&B run, appended to
+    # one W&B run, appended to (W&B adds "-1" to the folder of a second start within the same second)
+    assert len(runs) == 2 and all(re.search(f"-{run_id}(-\\d+)?$", r.name) for r in runs)
     media = runs[-1] / "files" / "media"
     (table,) = (media / "table").glob("comparisons_*.table.json")
     with open(REPORT / "comparisons.csv", newline="") as f:
