@@ -84,9 +84,9 @@ BAD = {
         GOOD.format(extra='data = "no/such/folder"'),
         "data: folder not found: 'no/such/folder'",
     ),
-    "slash-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."x/y"]'), "arms.x/y: unsafe arm name"),
-    "dotdot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."a..b"]'), "arms.a..b: unsafe arm name"),
-    "leading-dot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms.".hidden"]'), "unsafe arm name"),
+    "slash-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."x/y"]'), "arms.x/y: unsafe name"),
+    "dotdot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."a..b"]'), "arms.a..b: unsafe name"),
+    "leading-dot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms.".hidden"]'), "unsafe name"),
     "seed-override": (
         GOOD.format(extra="").replace('"train.pool_size" = 0', '"train.seed" = 1'),
         "train.seed",

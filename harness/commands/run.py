@@ -49,6 +49,9 @@ def run(
         str | None, typer.Option("--data", help="Override the spec's data set (folder or synth:TASK).")
     ] = None,
     set_: SetOpt = None,
+    primary: Annotated[
+        str | None, typer.Option("--primary", help="Metric the verdicts are on (default: the spec's).")
+    ] = None,
     wandb: WandbOpt = "auto",
     storage: StorageOpt = None,
     store: StoreOpt = Path("runs"),
@@ -69,7 +72,7 @@ def run(
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
-    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_))
+    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_), primary)
     if dry_run:
         _print_plan(plan, workers)
         return
@@ -133,17 +136,26 @@ def _report(plan, options, complete: bool) -> None:
 
 
 def _print_plan(plan, workers: int) -> None:
-    from harness.engine import estimate, runner
+    from harness.engine import estimate
+    from harness.engine.plan import budget
     from harness.engine.worker import is_done
 
     todo = [u for u in plan.units if not is_done(u)]
     _say(f"{plan.spec.name}: {plan.spec.question}")
     _say(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
+    _say(
+        f"primary metric {plan.primary} ({plan.direction}); secondary: {', '.join(plan.secondary) or 'none'}"
+    )
+    for note in plan.notes:
+        _say(f"  note: {note}")
     for u in plan.units:
-        its = runner.planned_iterations(u.cfg)
+        b = budget(u.cfg)
         mark = "done" if u not in todo else "todo"
-        _say(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
-    iterations = [runner.planned_iterations(u.cfg) for u in todo]
+        _say(
+            f"  {mark}  {u.key}  {b['iterations'] or '?'} iterations, {b['epochs'] or '?'} epochs"
+            f"  -> {u.run_dir}"
+        )
+    iterations = [budget(u.cfg)["iterations"] for u in todo]
     if None in iterations:
         seconds, how = None, "unknown (cannot count the training images)"
     else:
@@ -176,7 +188,7 @@ def worker(
     grace: GraceOpt = None,
 ) -> None:
     """Join an experiment or a sweep: take its queued runs (or sampled trials) until none is left."""
-    from cyclegan.atomic import atomic_write_json
+    from harness.engine.plan import write_experiment
     from harness.engine.queue import Queue
     from harness.engine.worker import Ablation, WorkerOptions, work
     from harness.sweep.run import default_index, find_sweep, join
@@ -203,7 +215,7 @@ def worker(
         queue = Queue(name, storage, folder, create=False, heartbeat=(heartbeat, grace))
         record = queue.experiment_record() or {}
         if record and not (folder / "experiment.json").exists():
-            atomic_write_json(folder / "experiment.json", record)
+            write_experiment(folder, record)
         options.project = project or record.get("project", options.project)
         work(queue.study, Ablation(queue.study), options)
     except KeyboardInterrupt:

@@ -145,6 +145,7 @@ def sweep(
 def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
     """The search space, the trials and confirmation runs to add, and an estimate of their wall-clock time."""
     from harness.engine import runner
+    from harness.engine.plan import budget
     from harness.engine.status import fmt_seconds
     from harness.sweep.spec import base_config
 
@@ -158,7 +159,7 @@ def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
         typer.echo(f"  objective: {o.direction} {o.metric}")
     k = spec.confirm_seeds if confirm is None else confirm
     runs = add * len(spec.seeds) + 2 * k
-    its = runner.planned_iterations(cfg)
+    its = budget(cfg)["iterations"]
     seconds = its * runner.time_steps(cfg, runner.worker_threads(workers)) * runs / workers if its else None
     typer.echo(
         f"up to {add} trial(s) x {len(spec.seeds)} seed(s) + {2 * k} confirmation run(s) = {runs} runs of "

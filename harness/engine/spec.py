@@ -1,5 +1,6 @@
-"""Experiment specs: TOML data files in ``experiments/``. An ablation spec describes arms x seeds of one
-question; a sweep spec (harness/sweep/spec.py) a search space. Both are a ``SpecBase`` read by ``read_base``.
+"""Experiment specs: TOML data files in ``experiments/``. An ablation spec (``Spec``) describes arms x seeds
+of one question; a sweep spec (harness/sweep/spec.py) a search space. Both are pydantic models on
+``SpecBase``, read by ``parse``.
 
 A spec is data, never code: it is parsed with ``tomllib`` and every key and value is checked, so a typo is a
 one-line error ``<file>: <key>: <what is wrong>`` before anything runs or is written.
@@ -9,52 +10,20 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import pydantic
+from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from cyclegan.config import PRESETS
 from harness.errors import UserError
 
 SPEC_DIR = Path("experiments")
-DEFAULT_DATA = "synth:zebra"
-DEFAULT_SEEDS = 5
 DEFAULT_PROJECT = "cyclegan-harness"
-DEFAULT_PRESET = "cpu"
-TOP_KEYS = (
-    "name",
-    "question",
-    "kind",
-    "preset",
-    "base",
-    "data",
-    "arms",
-    "control",
-    "compare",
-    "seeds",
-    "iterations",
-    "epochs",
-    "eval_every",
-    "metrics",
-    "project",
-)
-METRIC_KEYS = ("primary", "direction", "secondary")
-DIRECTIONS = ("maximize", "minimize")
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class SpecBase:
-    """What every spec has: its file, a name (folder-safe), the question, preset, ``base`` overrides, data
-    and seeds."""
-
-    path: Path
-    name: str
-    question: str
-    preset: str
-    base: dict[str, Any]
-    data: str
-    seeds: list[int]
+MAX_SEEDS = 1000  # seeds one spec or command line may plan (a typo like 10**9 is not an experiment)
+MAX_NAME = 100  # a run folder is <arm>-s<seed>-<hash>: far below any file system's 255
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def spec_error(path: Path, key: str, msg: str) -> UserError:
@@ -62,37 +31,43 @@ def spec_error(path: Path, key: str, msg: str) -> UserError:
     return UserError(f"{path}: {key}: {msg}")
 
 
-def read_base(
-    raw: dict[str, Any], path: Path, kind: str, keys: tuple[str, ...], *, data: str, seeds: Any
-) -> dict[str, Any]:
-    """Check the keys every spec shares (and that no other top-level key is there); ``data`` and ``seeds``
-    are this kind's defaults. Returns the ``SpecBase`` fields."""
-    found = _expect(path, "kind", raw.get("kind", "sweep" if "sweep" in raw else "ablation"), str, "a kind")
-    if found != kind:
-        command = {"ablation": "run"}
-        raise spec_error(
-            path, "kind", f"'{found}' specs run with `harness {command.get(found, found)}`, "
-            f"not `harness {command.get(kind, kind)}`",
-        )  # fmt: skip
-    unknown = [k for k in raw if k not in keys]
-    if unknown:
-        raise UserError(f"{path}: unknown key '{unknown[0]}'; valid: {', '.join(keys)}")
-    name = _expect(path, "name", raw.get("name", path.stem), str, "a string")
-    if not safe_name(name):
-        raise spec_error(path, "name", f"'{name}' is not a safe folder name (letters, digits, _ . -)")
-    if kind == "ablation" and "question" not in raw:
-        raise spec_error(path, "question", "missing; say in one sentence what the experiment answers")
-    question = _expect(path, "question", raw.get("question", ""), str, "one sentence")
-    preset = _expect(path, "preset", raw.get("preset", DEFAULT_PRESET), str, "a preset name")
-    if preset not in PRESETS:
-        raise spec_error(path, "preset", f"unknown preset '{preset}'; valid: {', '.join(PRESETS)}")
-    base = overrides(path, "base", raw.get("base", {}))
-    data = _expect(path, "data", raw.get("data", data), str, "'synth:zebra' or a folder path")
-    if data:
-        check_data_name(f"{path}: data", data)
-    seeds = parse_seeds(f"{path}: seeds", raw.get("seeds", seeds))
-    return {"path": path, "name": name, "question": question, "preset": preset, "base": base, "data": data,
-            "seeds": seeds}  # fmt: skip
+def safe_name(name: str) -> bool:
+    """Arm and experiment names become folder names: no separators, no '..', no leading dot or dash."""
+    return bool(_SAFE_NAME.match(name)) and ".." not in name and len(name) <= MAX_NAME
+
+
+def _name(value: str) -> str:
+    if not safe_name(value):
+        raise ValueError(
+            f"unsafe name '{value}': a folder name needs up to {MAX_NAME} letters, digits, _ . - (not starting "
+            "with '.' or '-', no '..')"
+        )
+    return value
+
+
+def seed_list(value: Any) -> list[int]:
+    """An int N means seeds 0..N-1; a list is taken as given (unique, non-negative integers)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_SEEDS:
+            raise ValueError(f"expected 1 to {MAX_SEEDS} seeds, got {value}")
+        return list(range(value))
+    if not isinstance(value, list):
+        raise ValueError(f"expected an integer N or a list of integers, got {value!r}")
+    if not value:
+        raise ValueError("the seed list is empty; give an integer N or a list like [0, 1, 2]")
+    bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or s < 0 or s >= 2**31]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a seed (a non-negative integer below 2^31)")
+    if len(set(value)) != len(value) or len(value) > MAX_SEEDS:
+        raise ValueError(f"expected up to {MAX_SEEDS} distinct seeds, got {value}")
+    return list(value)
+
+
+def parse_seeds(where: str, value: Any) -> list[int]:
+    try:
+        return seed_list(value)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
 
 
 def no_seed(where: str, keys: Any) -> None:
@@ -101,34 +76,215 @@ def no_seed(where: str, keys: Any) -> None:
         raise UserError(f"{where}: 'train.seed' is set by the spec's `seeds` (or --seeds), not by overrides")
 
 
-@dataclass(frozen=True)
+def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"pool_size": 0}}`` and ``{"train.pool_size": 0}`` mean one override; giving both is an
+    error, never a silent choice of one."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        inner = flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+        for full, v in inner.items():
+            if full in out:
+                raise ValueError(f"'{full}' is set twice (as a dotted key and in a nested table)")
+            out[full] = v
+    return out
+
+
+def _overrides(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of dotted config overrides, got {value!r}")
+    flat = flatten(value)
+    if "train.seed" in flat:
+        raise ValueError("'train.seed' is set by the spec's `seeds` (or --seeds), not by overrides")
+    return flat
+
+
+def check_data_name(where: str, data: str) -> None:
+    """Synthetic tasks and official names are resolved later; anything else must be a folder now."""
+    try:
+        _data(data)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _data(data: str) -> str:
+    from cyclegan.data.catalogue import DATASETS
+
+    if data.startswith("synth:"):
+        from cyclegan import synth
+
+        try:
+            synth.check_task(data.removeprefix("synth:"))
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return data
+    if not data or data in DATASETS or Path(data).is_dir():
+        return data
+    raise ValueError(
+        f"folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
+        "trainA/ trainB/ testA/ testB/)"
+    )
+
+
+def _pair(value: Any) -> tuple[str, str]:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(a, str) for a in value):
+        return (value[0], value[1])
+    raise ValueError(f'expected [arm, reference], e.g. ["batch-b4", "inst-b4"], got {value!r}')
+
+
+Name = Annotated[str, pydantic.AfterValidator(_name)]
+Seeds = Annotated[list[int], BeforeValidator(seed_list)]
+Overrides = Annotated[dict[str, Any], BeforeValidator(_overrides)]
+Data = Annotated[str, pydantic.AfterValidator(_data)]
+Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+Direction = Literal["maximize", "minimize"]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Table(pydantic.BaseModel):
+    """A TOML table: unknown keys are errors and a value must have the TOML type (no 1 for true)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class SpecBase(Table):
+    """What every spec has: a name (folder-safe), the question, preset, ``base`` overrides, data and seeds;
+    ``path`` is the file it came from."""
+
+    kind: str = "ablation"
+    name: Name
+    question: str = ""
+    preset: Preset = "cpu"
+    base: Overrides = {}
+    data: Data = "synth:zebra"
+    seeds: Seeds = list(range(5))
+    _path: Path = PrivateAttr(default=Path("?"))
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+
+class Metrics(Table):
+    primary: str | None = None
+    direction: Direction | None = None
+    secondary: list[str] = []
+    fallback: str | None = None  # used when the data cannot give the primary (a folder of photos)
+    margin: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    failure: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = {}
+
+
 class Spec(SpecBase):
     """One validated ablation spec; ``arms`` maps arm name -> dotted config overrides."""
 
-    arms: dict[str, dict[str, Any]]
+    question: str
     control: str
-    budget: dict[str, int]
-    eval_every: int | None
-    primary: str
-    direction: str
-    secondary: list[str]
-    project: str
-    arm_notes: dict[str, str] = field(default_factory=dict)
-    compare: list[tuple[str, str]] = field(default_factory=list)  # extra (arm, reference) pairs
+    arm_tables: dict[Name, Overrides] = Field(alias="arms", min_length=2)
+    compare: list[Annotated[tuple[str, str], BeforeValidator(_pair)]] = []  # extra (arm, reference) pairs beside arm-vs-control
+    iterations: PositiveInt | None = None
+    epochs: PositiveInt | None = None
+    budget_in: Literal["iterations", "epochs"] = "iterations"  # what stays fixed when the data size changes
+    eval_every: Annotated[int, Field(ge=0)] | None = None
+    metric_table: Metrics = Field(Metrics(), alias="metrics")
+    project: str = DEFAULT_PROJECT
+    max_seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] | None = None
+
+    @property
+    def arms(self) -> dict[str, dict[str, Any]]:
+        return {a: {k: v for k, v in t.items() if k != "note"} for a, t in self.arm_tables.items()}
+
+    @property
+    def arm_notes(self) -> dict[str, str]:
+        return {a: t["note"] for a, t in self.arm_tables.items() if "note" in t}
+
+    @property
+    def budget(self) -> dict[str, int]:
+        return {k: v for k in ("iterations", "epochs") if (v := getattr(self, k)) is not None}
+
+    @property
+    def primary(self) -> str:
+        from cyclegan.metrics import registry
+
+        return self.metric_table.primary or registry.primary_metric(self.data).name
+
+    @property
+    def direction(self) -> str:
+        from cyclegan.metrics import registry
+
+        return self.metric_table.direction or registry.get(self.primary).direction
+
+    @property
+    def secondary(self) -> list[str]:
+        return list(self.metric_table.secondary)
+
+    @property
+    def fallback(self) -> str | None:
+        return self.metric_table.fallback
+
+    @property
+    def margins(self) -> dict[str, float]:
+        return dict(self.metric_table.margin)
+
+    @property
+    def failure_thresholds(self) -> dict[str, float]:
+        return dict(self.metric_table.failure)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        arms = list(self.arm_tables)
+        for arm, table in self.arm_tables.items():
+            if not isinstance(table.get("note", ""), str):
+                raise ValueError(f"arms.{arm}.note: expected a string, got {table['note']!r}")
+        if self.control not in arms:
+            raise ValueError(f"control: '{self.control}' is not an arm; valid: {', '.join(arms)}")
+        if self.iterations is not None and self.epochs is not None:
+            raise ValueError("iterations: give either `iterations` or `epochs`, not both")
+        if self.max_seeds is not None and self.max_seeds < len(self.seeds):
+            raise ValueError(f"max_seeds: {self.max_seeds} is below the {len(self.seeds)} seeds planned")
+        for i, (arm, ref) in enumerate(self.compare):
+            where = f"compare[{i}]"
+            for a in (arm, ref):
+                if a not in arms:
+                    raise ValueError(f"{where}: '{a}' is not an arm; valid: {', '.join(arms)}")
+            if arm == ref:
+                raise ValueError(f"{where}: an arm compared with itself ('{arm}')")
+            if self.control in (arm, ref):
+                raise ValueError(
+                    f"{where}: every arm is already compared with the control '{self.control}'; "
+                    "list only pairs of two other arms"
+                )
+            if (arm, ref) in self.compare[:i] or (ref, arm) in self.compare[:i]:
+                raise ValueError(f"{where}: {arm} vs {ref} is listed twice")
+        check_metrics(self, self.data)
+        return self
 
 
-def safe_name(name: str) -> bool:
-    """Arm and experiment names become folder names: no separators, no '..', no leading dot."""
-    return bool(_SAFE_NAME.match(name)) and ".." not in name
+def check_metrics(spec: Spec, data: str) -> None:
+    """Every metric the spec names is a declared one and can be computed on ``data`` (the primary may fall
+    back, see ``harness.engine.plan``); margins and failure thresholds name a declared metric."""
+    from cyclegan.metrics import registry
+
+    m = spec.metric_table
+    known = registry.metric_names(data)
+    for key, names in (("fallback", [m.fallback] if m.fallback else []), ("secondary", m.secondary)):
+        for name in names:
+            if name not in registry.REGISTRY:
+                raise ValueError(f"metrics.{key}: '{name}' is not a metric; valid: {', '.join(known)}")
+    if m.fallback and registry.get(m.fallback).needs:
+        raise ValueError(
+            f"metrics.fallback: '{m.fallback}' needs {registry.get(m.fallback).needs}; a fallback must work on "
+            f"any data, e.g. {', '.join(registry.agnostic())}"
+        )
+    if spec.primary not in registry.REGISTRY:
+        raise ValueError(f"metrics.primary: '{spec.primary}' is not a metric; valid: {', '.join(known)}")
+    for key, table in (("margin", m.margin), ("failure", m.failure)):
+        for name in table:
+            if name not in registry.REGISTRY:
+                raise ValueError(f"metrics.{key}: '{name}' is not a metric; valid: {', '.join(known)}")
 
 
 def resolve_spec_path(name_or_path: str, spec_dir: Path = SPEC_DIR) -> Path:
     """``ablate-pool``, ``ablate-pool.toml`` or a path to a spec file."""
-    candidates = [Path(name_or_path)]
-    if not name_or_path.endswith(".toml"):
-        candidates.append(spec_dir / f"{name_or_path}.toml")
-    else:
-        candidates.append(spec_dir / name_or_path)
+    candidates = [Path(name_or_path), spec_dir / (name_or_path.removesuffix(".toml") + ".toml")]
     for path in candidates:
         if path.is_file():
             return path
@@ -149,194 +305,63 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read: {exc}") from None
 
 
-def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"pool_size": 0}}`` and ``{"train.pool_size": 0}`` mean one override."""
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        full = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, full + "."))
-        else:
-            out[full] = value
-    return out
+M = TypeVar("M", bound=SpecBase)
+COMMANDS = {"ablation": "run", "sweep": "sweep"}
 
 
-def _expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise UserError(f"{path}: {key}: expected {what}, got {value!r}")
-    if not isinstance(value, kind):
-        raise UserError(f"{path}: {key}: expected {what}, got {value!r}")
-    return value
-
-
-def parse_seeds(where: str, value: Any) -> list[int]:
-    """An int N means seeds 0..N-1; a list is taken as given (unique, non-negative integers)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise UserError(f"{where}: need at least one seed, got {value}")
-        return list(range(value))
-    if isinstance(value, list):
-        if not value:
-            raise UserError(f"{where}: the seed list is empty; give an integer N or a list like [0, 1, 2]")
-        bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or s < 0 or s >= 2**31]
-        if bad:
-            raise UserError(f"{where}: {bad[0]!r} is not a seed (a non-negative integer below 2^31)")
-        if len(set(value)) != len(value):
-            raise UserError(f"{where}: duplicate seeds in {value}")
-        return list(value)
-    raise UserError(f"{where}: expected an integer N or a list of integers, got {value!r}")
-
-
-def overrides(path: Path, where: str, table: Any) -> dict[str, Any]:
-    """A table of dotted overrides, flattened; their keys and values are checked once, when the plan (or the
-    sweep's base config) resolves them, with errors naming ``where``."""
-    _expect(path, where, table, dict, "a table of dotted config overrides")
-    flat = flatten(table)
-    no_seed(f"{path}: {where}", flat)
-    return flat
-
-
-def _compare(path: Path, raw: Any, arms: dict[str, Any], control: str) -> list[tuple[str, str]]:
-    """Planned comparisons besides arm-vs-control, e.g. two norms at the same batch size when the control
-    is at another: they join the declared Holm family, so they cost power like any other test."""
-    what = 'a list of [arm, reference] pairs, e.g. [["batch-b4", "inst-b4"]]'
-    pairs: list[tuple[str, str]] = []
-    for i, pair in enumerate(_expect(path, "compare", raw, list, what)):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(a, str) for a in pair)):
-            raise UserError(f"{path}: compare[{i}]: expected [arm, reference], got {pair!r}")
-        for a in pair:
-            if a not in arms:
-                raise UserError(f"{path}: compare[{i}]: '{a}' is not an arm; valid: {', '.join(arms)}")
-        arm, ref = pair
-        if arm == ref:
-            raise UserError(f"{path}: compare[{i}]: an arm compared with itself ('{arm}')")
-        if control in pair:
-            raise UserError(
-                f"{path}: compare[{i}]: every arm is already compared with the control '{control}'; "
-                "list only pairs of two other arms"
-            )
-        if (arm, ref) in pairs or (ref, arm) in pairs:
-            raise UserError(f"{path}: compare[{i}]: {arm} vs {ref} is listed twice")
-        pairs.append((arm, ref))
-    return pairs
-
-
-def _budget(path: Path, raw: dict[str, Any]) -> dict[str, int]:
-    if "iterations" in raw and "epochs" in raw:
-        raise UserError(f"{path}: give either `iterations` or `epochs`, not both")
-    for key in ("iterations", "epochs"):
-        if key in raw:
-            value = _expect(path, key, raw[key], int, "a positive integer")
-            if value < 1:
-                raise UserError(f"{path}: {key}: expected a positive integer, got {value}")
-            return {key: value}
-    return {}
-
-
-def budget_overrides(budget: dict[str, int]) -> dict[str, Any]:
-    """``iterations = N`` caps the run at N iterations; ``epochs = E`` is the paper's schedule shape over E
-    epochs (half at the initial rate, half decaying) with no iteration cap."""
-    if "iterations" in budget:
-        return {"train.max_iters": budget["iterations"]}
-    if "epochs" in budget:
-        e = budget["epochs"]
-        return {"optim.n_epochs": (e + 1) // 2, "optim.n_epochs_decay": e // 2, "train.max_iters": 0}
-    return {}
-
-
-def check_data_name(where: str, data: str) -> None:
-    """Synthetic tasks and official names are resolved later; anything else must be a folder now."""
-    from cyclegan.data.catalogue import DATASETS
-
-    if data.startswith("synth:"):
-        from cyclegan import synth
-
-        try:
-            synth.check_task(data.removeprefix("synth:"))
-        except (ValueError, KeyError) as exc:
-            raise UserError(f"{where}: {exc}") from None
-        return
-    if data in DATASETS or Path(data).is_dir():
-        return
-    raise UserError(
-        f"{where}: folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
-        "trainA/ trainB/ testA/ testB/)"
-    )
-
-
-def _metrics(path: Path, raw: Any, data: str) -> tuple[str, str, list[str]]:
-    from cyclegan.metrics import registry
-
-    raw = _expect(path, "metrics", raw if raw is not None else {}, dict, "a table with primary/direction")
-    unknown = [k for k in raw if k not in METRIC_KEYS]
-    if unknown:
-        raise UserError(f"{path}: metrics.{unknown[0]}: unknown key; valid: {', '.join(METRIC_KEYS)}")
-    default = registry.primary_metric(data)
-    primary = _expect(path, "metrics.primary", raw.get("primary", default.name), str, "a metric name")
-    known = registry.metric_names(data)
-    if primary not in known:
-        raise UserError(
-            f"{path}: metrics.primary: '{primary}' is not reported for data '{data}'; "
-            f"valid: {', '.join(known)}"
+def parse(model: type[M], raw: dict[str, Any], path: Path) -> M:
+    """Validate a parsed TOML document as ``model``; every problem is one ``UserError`` line."""
+    kind = model.model_fields["kind"].default
+    found = raw.get("kind", "sweep" if "sweep" in raw else "ablation")
+    if found != kind:
+        if found not in COMMANDS:
+            raise spec_error(path, "kind", f"bad value {found!r}; valid: {', '.join(COMMANDS)}")
+        raise spec_error(
+            path,
+            "kind",
+            f"'{found}' specs run with `harness {COMMANDS[found]}`, not `harness {COMMANDS[kind]}`",
         )
-    direction = raw.get("direction", registry.get(primary).direction)
-    if direction not in DIRECTIONS:
-        raise UserError(f"{path}: metrics.direction: {direction!r}; valid: {', '.join(DIRECTIONS)}")
-    secondary = _expect(path, "metrics.secondary", raw.get("secondary", []), list, "a list of metric names")
-    for name in secondary:
-        if name not in known:
-            raise UserError(f"{path}: metrics.secondary: '{name}' is not reported for data '{data}'")
-    return primary, direction, list(secondary)
+    try:
+        spec = model.model_validate({"name": path.stem, **raw})
+    except pydantic.ValidationError as exc:
+        raise _one_line(path, model, exc) from None
+    spec._path = path
+    return spec
+
+
+def _one_line(path: Path, model: type[pydantic.BaseModel], exc: pydantic.ValidationError) -> UserError:
+    """pydantic's first error as ``<file>: <key>: <what is wrong>``, naming the valid keys or values."""
+    e = exc.errors(include_url=False)[0]
+    loc = [p for p in e["loc"] if p != "[key]" and not str(p).startswith(("function-", "tuple["))]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    msg, got = e["msg"].removeprefix("Value error, "), e.get("input")
+    if e["type"] == "extra_forbidden":
+        valid = _keys(model, loc[:-1])
+        msg = f"unknown key '{loc[-1]}'; valid: {', '.join(valid)}"
+    elif e["type"] == "missing":
+        msg = "missing"
+    elif e["type"] == "literal_error":
+        msg = f"bad value {got!r}; valid: {e['ctx']['expected']}"
+    elif e["type"] != "value_error":
+        msg = f"{msg.replace('Input should be', 'expected')}, got {got!r}"
+    if not key:  # a check across keys names its key in the message
+        return UserError(f"{path}: {msg}")
+    return spec_error(path, key, msg)
+
+
+def _keys(model: Any, loc: list[Any]) -> list[str]:
+    """The keys valid at ``loc`` of ``model`` (for "unknown key" errors)."""
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+            field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+            model = field.annotation if field else None
+        else:
+            model = next((a for a in reversed(get_args(model)) if a is not type(None)), None)
+    if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+        return [f.alias or n for n, f in model.model_fields.items()]
+    return []
 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate one ablation spec; every problem is a ``UserError`` naming the file and key."""
-    path = Path(path)
-    raw = read_toml(path)
-    common = read_base(raw, path, "ablation", TOP_KEYS, data=DEFAULT_DATA, seeds=DEFAULT_SEEDS)
-    data = common["data"]
-    arms_raw = _expect(path, "arms", raw.get("arms", {}), dict, "tables [arms.<name>]")
-    if len(arms_raw) < 2:
-        raise UserError(
-            f"{path}: arms: need at least two [arms.<name>] tables to compare, got {len(arms_raw)}"
-        )
-    arms: dict[str, dict[str, Any]] = {}
-    notes: dict[str, str] = {}
-    for arm, table in arms_raw.items():
-        if not safe_name(arm):
-            raise UserError(
-                f"{path}: arms.{arm}: unsafe arm name '{arm}' (allowed: letters, digits, _ . - without a "
-                "leading dot or '..')"
-            )
-        table = dict(_expect(path, f"arms.{arm}", table, dict, "a table of overrides"))
-        note = table.pop("note", None)
-        if note is not None:
-            notes[arm] = _expect(path, f"arms.{arm}.note", note, str, "a string")
-        arms[arm] = overrides(path, f"arms.{arm}", table)
-    if "control" not in raw:
-        raise UserError(f"{path}: control: missing; name the control arm, one of: {', '.join(arms)}")
-    control = _expect(path, "control", raw["control"], str, "an arm name")
-    if control not in arms:
-        raise UserError(f"{path}: control: '{control}' is not an arm; valid: {', '.join(arms)}")
-    compare = _compare(path, raw.get("compare", []), arms, control)
-    budget = _budget(path, raw)
-    eval_every = raw.get("eval_every")
-    if eval_every is not None:
-        _expect(path, "eval_every", eval_every, int, "a non-negative integer")
-        if eval_every < 0:
-            raise UserError(f"{path}: eval_every: expected a non-negative integer, got {eval_every}")
-    primary, direction, secondary = _metrics(path, raw.get("metrics"), data)
-    project = _expect(path, "project", raw.get("project", DEFAULT_PROJECT), str, "a W&B project name")
-    return Spec(
-        **common,
-        arms=arms,
-        control=control,
-        budget=budget,
-        eval_every=eval_every,
-        primary=primary,
-        direction=direction,
-        secondary=secondary,
-        project=project,
-        arm_notes=notes,
-        compare=compare,
-    )
+    return parse(Spec, read_toml(Path(path)), Path(path))

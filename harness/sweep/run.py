@@ -6,13 +6,12 @@ Worker ``i`` seeds its sampler with ``sampler_seed + i``; a worker that joins fr
 
 from __future__ import annotations
 
-import datetime as dt
 import zlib
 from pathlib import Path
 from typing import Any
 
-from cyclegan.atomic import atomic_write_json
 from harness.engine import store as engine_store
+from harness.engine.plan import write_experiment
 from harness.engine.queue import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
@@ -22,32 +21,13 @@ from harness.engine.queue import (
 )
 from harness.engine.worker import WorkerOptions, work
 from harness.sweep import study as S
-from harness.sweep.spec import SweepSpec, base_config
+from harness.sweep.spec import SweepSpec
 from harness.sweep.worker import Search
 
 
 def default_index() -> int:
     """A sampler offset for a worker started by hand elsewhere: 1000 + a hash of host and pid."""
     return 1000 + zlib.crc32(engine_store.worker_id().encode()) % 1_000_000
-
-
-def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -> Path:
-    """experiment.json (docs/RUNSTORE.md) with kind "sweep", so status and report tools find the sweep."""
-    folder = store / spec.name
-    path = folder / "experiment.json"
-    cfg = base_config(spec)
-    record: dict[str, Any] = {
-        "name": spec.name, "question": spec.question, "kind": "sweep", "spec_path": str(spec.path),
-        "command": command, "preset": spec.preset, "base": spec.base, "data": cfg.data.dataset,
-        "control": "default", "arms": {}, "seeds": list(spec.seeds),
-        "budget": {"iterations": cfg.train.max_iters},
-        "metrics": {"primary": spec.metrics[0], "direction": spec.directions[0],
-                    "secondary": spec.metrics[1:]},
-        "sweep": spec.to_json(), "storage": storage, "runs": [],
-        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }  # fmt: skip
-    atomic_write_json(path, record)
-    return path
 
 
 def join(
@@ -83,5 +63,8 @@ def prepare(spec: SweepSpec, storage_url: str | None, store: Path, add: int, com
     journal = journal_path(store, spec.name)
     storage = open_storage(storage_url, journal)
     study = S.create_or_load(spec, storage, S.worker_seed(spec, 0))
-    write_experiment(spec, store, describe_storage(storage_url, journal), command)
+    (store / spec.name).mkdir(parents=True, exist_ok=True)
+    write_experiment(
+        store / spec.name, spec.experiment_record(command, describe_storage(storage_url, journal))
+    )
     return study, S.add_to_target(study, add)
