@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -221,11 +222,15 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return dataclasses.replace(cfg, **changes)
 
 
+_NEXT_KEY = re.compile(r"\s+(?=[A-Za-z_]\w*\.\w+=)")
+
+
 def parse_set(items: list[str] | None) -> dict[str, str]:
-    """Parse ``k=v`` strings from ``--set``; a malformed item is an error naming it."""
+    """Parse ``k=v`` strings from ``--set``; one item may hold several, split where a new ``section.key=``
+    starts, so a value may contain spaces (a folder name); a malformed item is an error naming it."""
     out: dict[str, str] = {}
     for item in items or []:
-        for part in item.split():
+        for part in _NEXT_KEY.split(item.strip()):
             key, sep, value = part.partition("=")
             if not sep or not key:
                 raise ConfigError(f"bad override '{part}': expected key=value, e.g. loss.lambda_identity=0")

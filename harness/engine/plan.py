@@ -177,7 +177,11 @@ def budget(cfg: Config) -> dict[str, int | None]:
     per_epoch = -(-n // cfg.train.batch_size)
     its = total_iterations(cfg, per_epoch)
     epochs = its / per_epoch
-    return {"iterations": its, "epochs": int(epochs) if epochs.is_integer() else round(epochs, 2), "images": n}
+    return {
+        "iterations": its,
+        "epochs": int(epochs) if epochs.is_integer() else round(epochs, 2),
+        "images": n,
+    }
 
 
 def fit_epochs(cfg: Config) -> Config:

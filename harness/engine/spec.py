@@ -39,8 +39,8 @@ def safe_name(name: str) -> bool:
 def _name(value: str) -> str:
     if not safe_name(value):
         raise ValueError(
-            f"unsafe name '{value}': a folder name needs up to {MAX_NAME} letters, digits, _ . - (not starting "
-            "with '.' or '-', no '..')"
+            f"unsafe name '{value}': a folder name needs up to {MAX_NAME} letters, digits, _ . - "
+            "(not starting with '.' or '-', no '..')"
         )
     return value
 
@@ -178,8 +178,10 @@ class Spec(SpecBase):
 
     question: str
     control: str
-    arm_tables: dict[Name, Overrides] = Field(alias="arms", min_length=2)
-    compare: list[Annotated[tuple[str, str], BeforeValidator(_pair)]] = []  # extra (arm, reference) pairs beside arm-vs-control
+    arm_tables: dict[Name, Overrides] = Field(alias="arms")
+    compare: list[
+        Annotated[tuple[str, str], BeforeValidator(_pair)]
+    ] = []  # extra (arm, reference) pairs beside arm-vs-control
     iterations: PositiveInt | None = None
     epochs: PositiveInt | None = None
     budget_in: Literal["iterations", "epochs"] = "iterations"  # what stays fixed when the data size changes
@@ -231,6 +233,8 @@ class Spec(SpecBase):
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         arms = list(self.arm_tables)
+        if len(arms) < 2:
+            raise ValueError(f"arms: need at least two [arms.<name>] tables to compare, got {len(arms)}")
         for arm, table in self.arm_tables.items():
             if not isinstance(table.get("note", ""), str):
                 raise ValueError(f"arms.{arm}.note: expected a string, got {table['note']!r}")
@@ -271,8 +275,8 @@ def check_metrics(spec: Spec, data: str) -> None:
                 raise ValueError(f"metrics.{key}: '{name}' is not a metric; valid: {', '.join(known)}")
     if m.fallback and registry.get(m.fallback).needs:
         raise ValueError(
-            f"metrics.fallback: '{m.fallback}' needs {registry.get(m.fallback).needs}; a fallback must work on "
-            f"any data, e.g. {', '.join(registry.agnostic())}"
+            f"metrics.fallback: '{m.fallback}' needs {registry.get(m.fallback).needs}; a fallback must work "
+            f"on any data, e.g. {', '.join(registry.agnostic())}"
         )
     if spec.primary not in registry.REGISTRY:
         raise ValueError(f"metrics.primary: '{spec.primary}' is not a metric; valid: {', '.join(known)}")

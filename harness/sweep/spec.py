@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from cyclegan.config import Config, ConfigError, apply_overrides, resolve
+from harness.engine.plan import check_runnable
 from harness.engine.spec import (
     Data,
     Direction,
@@ -239,6 +240,7 @@ class SweepSpec(SpecBase):
 
     def with_preset(self, preset: str | None, overrides: dict[str, Any]) -> SweepSpec:
         """The spec as a command line changes it (``--preset``, ``--set``); checked like the file itself."""
+        no_seed("--set", overrides)
         new = self.model_copy(update={"preset": preset or self.preset, "base": {**self.base, **overrides}})
         _check_config(new, "--set" if overrides else "--preset")
         return new
@@ -313,6 +315,7 @@ def _check_config(spec: SweepSpec, where: str) -> None:
                 path, f"{where}.{key}" if where == "base" else where, f"'{key}' is swept; drop it here"
             )
     base = base_config(spec)
+    check_runnable(base, f"{path}: {where}")
     for p in spec.params:
         no_seed(f"{path}: params.{p.key}", p.keys)
         values = list(p.choices) if p.type == "categorical" else [p.low, p.high]
