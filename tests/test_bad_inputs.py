@@ -334,6 +334,12 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
         [*DRY, "--data", "{photos}", "--primary", "seasons.l1_AtoB"],
         "--primary: 'seasons.l1_AtoB' cannot be computed on data",
     ),
+    "secondary-flag-unknown": (OK, [*DRY, "--secondary", "nope"], "--secondary: 'nope' is not a metric"),
+    "secondary-flag-photos": (
+        ablation(metrics='fallback = "translation_AtoB"'),
+        [*DRY, "--data", "{photos}", "--secondary", "zebra.shape_iou_AtoB"],
+        "--secondary: 'zebra.shape_iou_AtoB' cannot be computed on data",
+    ),
     "preset-turbo-dry": (OK, [*DRY, "--preset", "turbo"], "--preset: unknown preset 'turbo'"),
     "workers-negative": (OK, [*DRY, "--workers", "-2"], "'--workers'"),
     "unknown-flag": (OK, [*RUN, "--seed", "3"], "No such option: --seed"),

@@ -49,7 +49,7 @@ def table(folder: Path, final: bool = False) -> Any:
 
 def cells(r: dict) -> list[str]:
     """One run's row: run, state (with its note), step, it/s, ETA, latest primary metric."""
-    step = f"{r['iteration']}/{r['total'] or '?'}"
+    step = f"{r['iteration']}/{r['total'] or '?'}" + (f" ({r['epochs']} ep)" if r.get("epochs") else "")
     rate = f"{r['it_per_s']:.2f}" if r["it_per_s"] else "-"
     metric = f"{r['metric']:.4g}" if isinstance(r["metric"], int | float) else "-"
     state = r["state"] + (f" ({r['note']})" if r["note"] else "")

@@ -52,6 +52,12 @@ def run(
     primary: Annotated[
         str | None, typer.Option("--primary", help="Metric the verdicts are on (default: the spec's).")
     ] = None,
+    secondary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secondary", metavar="METRIC", help="Secondary metric, repeatable (replaces the spec's)."
+        ),
+    ] = None,
     wandb: WandbOpt = "auto",
     storage: StorageOpt = None,
     store: StoreOpt = Path("runs"),
@@ -72,7 +78,7 @@ def run(
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
-    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_), primary)
+    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_), primary, secondary)
     if dry_run:
         _print_plan(plan, workers)
         return

@@ -222,40 +222,42 @@ def check_runnable(cfg: Config, where: str) -> None:
         raise UserError(f"{where}: eval.inception_weights: no file '{weights}'")
 
 
-def pick_metrics(spec: Spec, data: str, primary: str | None) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def pick_metrics(
+    spec: Spec, data: str, primary: str | None, secondary: list[str] | None = None
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(primary, secondary, notes) on ``data``: ``--primary`` or the spec's primary when the data can give
-    it, else the spec's fallback (stated); secondary metrics the data cannot give are left out (stated)."""
+    it, else the spec's fallback (stated); the spec's secondary metrics that the data cannot give are left
+    out (stated); ``--primary`` and ``--secondary`` must be computable."""
     from cyclegan.metrics import registry
 
-    where = "--primary" if primary else f"{spec.path}: metrics.primary"
     chosen = primary or spec.metric_table.primary or registry.primary_metric(data).name
-    if chosen not in registry.REGISTRY:
-        raise UserError(
-            f"{where}: '{chosen}' is not a metric; valid: {', '.join(registry.metric_names(data))}"
-        )
+    asked = [(chosen, "--primary" if primary else f"{spec.path}: metrics.primary")]
     notes = []
-    why = registry.unavailable(chosen, data)
+    why = registry.unavailable(chosen, data) if chosen in registry.REGISTRY else None
     if why and not primary and spec.fallback and not registry.unavailable(spec.fallback, data):
         notes.append(f"primary metric {spec.fallback} (the spec's fallback): {chosen} {why}, not '{data}'")
-        chosen, why = spec.fallback, None
-    if why:
-        valid = [n for n in registry.metric_names(data) if not registry.unavailable(n, data)]
-        valid = [n for n in valid if not registry.get(n).diagnostic and n.count(".") < 2]
-        raise UserError(
-            f"{where}: '{chosen}' cannot be computed on data '{data}' ({why}); valid: {', '.join(valid)} "
-            "(choose one with --primary METRIC)"
+        asked = [(spec.fallback, "metrics.fallback")]
+    for name, flag in asked + [(n, "--secondary") for n in secondary or []]:
+        valid = [
+            n for n in registry.metric_names(data) if n.count(".") < 2 and not registry.unavailable(n, data)
+        ]
+        if name not in registry.REGISTRY:
+            raise UserError(f"{flag}: '{name}' is not a metric; valid: {', '.join(valid)}")
+        if why := registry.unavailable(name, data):
+            raise UserError(
+                f"{flag}: '{name}' cannot be computed on data '{data}' ({why}); valid: {', '.join(valid)}"
+                + (" (choose one with --primary METRIC)" if "primary" in flag else "")
+            )
+    chosen = asked[0][0]
+    others = [n for n in (spec.secondary if secondary is None else secondary) if n != chosen]
+    if spec.primary != chosen and spec.primary not in others and secondary is None:
+        others.insert(0, spec.primary)  # the spec's own primary stays in view where the data gives it
+    dropped = [n for n in others if registry.unavailable(n, data)]
+    if [n for n in dropped if n != spec.primary]:
+        notes.append(
+            f"left out (not computable on '{data}'): {', '.join(n for n in dropped if n != spec.primary)}"
         )
-    secondary = [n for n in spec.secondary if n != chosen]
-    dropped = [n for n in secondary if registry.unavailable(n, data)]
-    if dropped:
-        notes.append(f"left out (not computable on '{data}'): {', '.join(dropped)}")
-    if (
-        spec.primary != chosen
-        and spec.primary not in secondary
-        and not registry.unavailable(spec.primary, data)
-    ):
-        secondary.insert(0, spec.primary)
-    return chosen, tuple(n for n in secondary if n not in dropped), tuple(notes)
+    return chosen, tuple(n for n in others if n not in dropped), tuple(notes)
 
 
 def build_plan(
@@ -266,6 +268,7 @@ def build_plan(
     data: str | None = None,
     sets: dict[str, str] | None = None,
     primary: str | None = None,
+    secondary: list[str] | None = None,
 ) -> Plan:
     """Every (arm, seed) unit, seeds interleaved across arms so a partial run is balanced."""
     preset = preset or spec.preset
@@ -279,7 +282,7 @@ def build_plan(
             raise UserError(
                 f"--set {key}: arm '{arms[0]}' of {spec.path} sets this key; change the spec instead"
             )
-    chosen, secondary, notes = pick_metrics(spec, data, primary)
+    chosen, others, notes = pick_metrics(spec, data, primary, secondary)
     where = "--set"
     try:
         common = resolve(preset)
@@ -306,4 +309,4 @@ def build_plan(
             raise UserError(f"{where}: the same config as arm '{same[0]}'; arms must differ to be compared")
         arm_cfgs[arm] = cfg
     units = [unit_for(spec.name, arm, seed, arm_cfgs[arm], store) for seed in seeds for arm in spec.arms]
-    return Plan(spec, preset, data, seeds, sets, units, Path(store), chosen, secondary, notes)
+    return Plan(spec, preset, data, seeds, sets, units, Path(store), chosen, others, notes)

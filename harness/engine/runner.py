@@ -37,6 +37,7 @@ def plan_from_args(
     data: str | None = None,
     sets: dict[str, str] | None = None,
     primary: str | None = None,
+    secondary: list[str] | None = None,
 ) -> Plan:
     from harness.engine.spec import check_data_name, parse_seeds
 
@@ -44,7 +45,7 @@ def plan_from_args(
     seed_list = None if seeds is None else parse_seeds(f"--seeds {seeds}", seeds)
     if data is not None:
         check_data_name("--data", data)
-    return build_plan(spec, store_root, preset, seed_list, data, sets, primary)
+    return build_plan(spec, store_root, preset, seed_list, data, sets, primary, secondary)
 
 
 def check_data(plan: Plan) -> None:

@@ -127,6 +127,7 @@ def _question(store: Store, an: Analysis) -> Section:
                 f"Primary metric: {primary} ({DIRECTION_WORDS[an.directions[primary]]}); control arm: "
                 f"{store.control}. A verdict needs the Holm-corrected Welch p < {stats.ALPHA}."
             ),
+            *[Text(f"Note: {note}.") for note in exp["metrics"].get("notes", [])],
             Text(_status_line(store)),
             *_scale_notes(store),
             Text("Read first:", bold=True),
