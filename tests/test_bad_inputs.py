@@ -215,7 +215,7 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
         RUN,
         "iterations: expected greater than or equal to 1, got 0",
     ),
-    "iterations-and-epochs": (ablation(top="iterations = 5\nepochs = 5"), RUN, "iterations: give either"),
+    "iterations-and-epochs": (ablation(top="iterations = 5\nepochs = 5"), RUN, "iterations: give `iterations` or `epochs`, not both"),
     "iterations-float": (
         ablation(top="iterations = 1.5"),
         RUN,
@@ -250,7 +250,7 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
     "margin-unknown-metric": (
         ablation(metrics="margin = { nope = 0.1 }"),
         RUN,
-        "metrics.margin: 'nope' is not a metric",
+        "metrics.margin.nope: 'nope' is not a metric",
     ),
     "margin-zero": (
         ablation(metrics='margin = { "kid_AtoB" = 0.0 }'),
@@ -265,7 +265,7 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
     "failure-unknown-metric": (
         ablation(metrics="failure = { nope = 1.0 }"),
         RUN,
-        "metrics.failure: 'nope' is not a metric",
+        "metrics.failure.nope: 'nope' is not a metric",
     ),
     "fallback-needs-synth": (
         ablation(metrics='fallback = "zebra.background_AtoB"'),

@@ -14,7 +14,7 @@ from pathlib import Path
 from cyclegan.atomic import atomic_write_json
 from harness.engine.plan import Plan, Unit, build_plan, write_experiment
 from harness.engine.queue import Queue
-from harness.engine.spec import load_spec, resolve_spec_path
+from harness.engine.spec import find_spec, load_spec
 from harness.engine.worker import WorkerOptions, is_done
 
 
@@ -41,7 +41,7 @@ def plan_from_args(
 ) -> Plan:
     from harness.engine.spec import check_data_name, parse_seeds
 
-    spec = load_spec(resolve_spec_path(name))
+    spec = load_spec(find_spec(name))
     seed_list = None if seeds is None else parse_seeds(f"--seeds {seeds}", seeds)
     if data is not None:
         check_data_name("--data", data)

@@ -1,9 +1,7 @@
 """Experiment specs: TOML data files in ``experiments/``. An ablation spec (``Spec``) describes arms x seeds
 of one question; a sweep spec (harness/sweep/spec.py) a search space. Both are pydantic models on
-``SpecBase``, read by ``parse``.
-
-A spec is data, never code: it is parsed with ``tomllib`` and every key and value is checked, so a typo is a
-one-line error ``<file>: <key>: <what is wrong>`` before anything runs or is written.
+``SpecBase``, read by ``parse``: every key and value is checked, so a typo is one line
+``<file>: <key>: <what is wrong>`` before anything runs or is written.
 """
 
 from __future__ import annotations
@@ -14,16 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import pydantic
-from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from cyclegan.config import PRESETS
 from harness.errors import UserError
 
 SPEC_DIR = Path("experiments")
-DEFAULT_PROJECT = "cyclegan-harness"
 MAX_SEEDS = 1000  # seeds one spec or command line may plan (a typo like 10**9 is not an experiment)
 MAX_NAME = 100  # a run folder is <arm>-s<seed>-<hash>: far below any file system's 255
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_NO_SEED = "'train.seed' is set by the spec's `seeds` (or --seeds), not by overrides"
 
 
 def spec_error(path: Path, key: str, msg: str) -> UserError:
@@ -37,16 +35,16 @@ def safe_name(name: str) -> bool:
 
 
 def _name(value: str) -> str:
-    if not safe_name(value):
-        raise ValueError(
-            f"unsafe name '{value}': a folder name needs up to {MAX_NAME} letters, digits, _ . - "
-            "(not starting with '.' or '-', no '..')"
-        )
-    return value
+    if safe_name(value):
+        return value
+    raise ValueError(
+        f"unsafe name '{value}': a folder name needs up to {MAX_NAME} letters, digits, _ . - "
+        "(not starting with '.' or '-', no '..')"
+    )
 
 
 def seed_list(value: Any) -> list[int]:
-    """An int N means seeds 0..N-1; a list is taken as given (unique, non-negative integers)."""
+    """An int N means seeds 0..N-1; a list is taken as given (distinct integers in [0, 2^31))."""
     if isinstance(value, int) and not isinstance(value, bool):
         if not 1 <= value <= MAX_SEEDS:
             raise ValueError(f"expected 1 to {MAX_SEEDS} seeds, got {value}")
@@ -55,12 +53,12 @@ def seed_list(value: Any) -> list[int]:
         raise ValueError(f"expected an integer N or a list of integers, got {value!r}")
     if not value:
         raise ValueError("the seed list is empty; give an integer N or a list like [0, 1, 2]")
-    bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or s < 0 or s >= 2**31]
+    bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**31]
     if bad:
         raise ValueError(f"{bad[0]!r} is not a seed (a non-negative integer below 2^31)")
     if len(set(value)) != len(value) or len(value) > MAX_SEEDS:
         raise ValueError(f"expected up to {MAX_SEEDS} distinct seeds, got {value}")
-    return list(value)
+    return value
 
 
 def parse_seeds(where: str, value: Any) -> list[int]:
@@ -73,40 +71,29 @@ def parse_seeds(where: str, value: Any) -> list[int]:
 def no_seed(where: str, keys: Any) -> None:
     """Seeds come from the spec's ``seeds`` (or --seeds), never from an override or a search."""
     if "train.seed" in keys:
-        raise UserError(f"{where}: 'train.seed' is set by the spec's `seeds` (or --seeds), not by overrides")
+        raise UserError(f"{where}: {_NO_SEED}")
 
 
-def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(table: Any, prefix: str = "") -> dict[str, Any]:
     """``{"train": {"pool_size": 0}}`` and ``{"train.pool_size": 0}`` mean one override; giving both is an
-    error, never a silent choice of one."""
+    error, never a silent choice of one. ``train.seed`` is the spec's ``seeds``."""
+    if not isinstance(table, dict):
+        raise ValueError(f"expected a table of dotted config overrides, got {table!r}")
     out: dict[str, Any] = {}
     for key, value in table.items():
-        inner = flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
-        for full, v in inner.items():
+        for full, v in (
+            flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}
+        ).items():
             if full in out:
                 raise ValueError(f"'{full}' is set twice (as a dotted key and in a nested table)")
             out[full] = v
+    if "train.seed" in out:
+        raise ValueError(_NO_SEED)
     return out
 
 
-def _overrides(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a table of dotted config overrides, got {value!r}")
-    flat = flatten(value)
-    if "train.seed" in flat:
-        raise ValueError("'train.seed' is set by the spec's `seeds` (or --seeds), not by overrides")
-    return flat
-
-
-def check_data_name(where: str, data: str) -> None:
-    """Synthetic tasks and official names are resolved later; anything else must be a folder now."""
-    try:
-        _data(data)
-    except ValueError as exc:
-        raise UserError(f"{where}: {exc}") from None
-
-
 def _data(data: str) -> str:
+    """Synthetic tasks and official names are resolved later; anything else must be a folder now."""
     from cyclegan.data.catalogue import DATASETS
 
     if data.startswith("synth:"):
@@ -116,28 +103,53 @@ def _data(data: str) -> str:
             synth.check_task(data.removeprefix("synth:"))
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
-        return data
-    if not data or data in DATASETS or Path(data).is_dir():
-        return data
-    raise ValueError(
-        f"folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
-        "trainA/ trainB/ testA/ testB/)"
-    )
+    elif data and data not in DATASETS and not Path(data).is_dir():
+        raise ValueError(
+            f"folder not found: '{data}' (give 'synth:zebra', 'synth:seasons' or a folder with "
+            "trainA/ trainB/ testA/ testB/)"
+        )
+    return data
 
 
-def _pair(value: Any) -> tuple[str, str]:
+def check_data_name(where: str, data: str) -> None:
+    try:
+        _data(data)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _metric(name: str) -> str:
+    from cyclegan.metrics import registry
+
+    if name not in registry.REGISTRY:
+        raise ValueError(f"'{name}' is not a metric; valid: {', '.join(registry.metric_names(''))}")
+    return name
+
+
+def _agnostic(name: str) -> str:
+    from cyclegan.metrics import registry
+
+    if registry.get(name).needs:
+        raise ValueError(
+            f"'{name}' needs {registry.get(name).needs}; a fallback must work on any data, e.g. "
+            + ", ".join(registry.agnostic())
+        )
+    return name
+
+
+def _pair(value: Any) -> Any:
     if isinstance(value, list) and len(value) == 2 and all(isinstance(a, str) for a in value):
-        return (value[0], value[1])
+        return tuple(value)
     raise ValueError(f'expected [arm, reference], e.g. ["batch-b4", "inst-b4"], got {value!r}')
 
 
-Name = Annotated[str, pydantic.AfterValidator(_name)]
-Seeds = Annotated[list[int], BeforeValidator(seed_list)]
-Overrides = Annotated[dict[str, Any], BeforeValidator(_overrides)]
-Data = Annotated[str, pydantic.AfterValidator(_data)]
-Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+Name = Annotated[str, AfterValidator(_name)]
+Overrides = Annotated[dict[str, Any], BeforeValidator(flatten)]
+Data = Annotated[str, AfterValidator(_data)]
+Metric = Annotated[str, AfterValidator(_metric)]
 Direction = Literal["maximize", "minimize"]
-PositiveInt = Annotated[int, Field(ge=1)]
+Positive = Annotated[int, Field(ge=1)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Table(pydantic.BaseModel):
@@ -153,24 +165,21 @@ class SpecBase(Table):
     kind: str = "ablation"
     name: Name
     question: str = ""
-    preset: Preset = "cpu"
+    preset: Literal[tuple(PRESETS)] = "cpu"  # type: ignore[valid-type]
     base: Overrides = {}
     data: Data = "synth:zebra"
-    seeds: Seeds = list(range(5))
+    seeds: Annotated[list[int], BeforeValidator(seed_list)] = list(range(5))
     _path: Path = PrivateAttr(default=Path("?"))
-
-    @property
-    def path(self) -> Path:
-        return self._path
+    path = property(lambda self: self._path)
 
 
 class Metrics(Table):
-    primary: str | None = None
-    direction: Direction | None = None
-    secondary: list[str] = []
-    fallback: str | None = None  # used when the data cannot give the primary (a folder of photos)
-    margin: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
-    failure: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = {}
+    primary: Metric | None = None  # default: the data's recommended metric
+    direction: Direction | None = None  # default: the registry's
+    secondary: list[Metric] = []
+    fallback: Annotated[Metric, AfterValidator(_agnostic)] | None = None  # when the data cannot give primary
+    margin: dict[Metric, Annotated[Finite, Field(gt=0)]] = {}  # smallest effect of interest, metric units
+    failure: dict[Metric, Finite] = {}  # a run on the wrong side of this value failed
 
 
 class Spec(SpecBase):
@@ -179,123 +188,75 @@ class Spec(SpecBase):
     question: str
     control: str
     arm_tables: dict[Name, Overrides] = Field(alias="arms")
-    compare: list[
-        Annotated[tuple[str, str], BeforeValidator(_pair)]
-    ] = []  # extra (arm, reference) pairs beside arm-vs-control
-    iterations: PositiveInt | None = None
-    epochs: PositiveInt | None = None
+    compare: list[Annotated[tuple[str, str], BeforeValidator(_pair)]] = []  # pairs beside arm-vs-control
+    iterations: Positive | None = None
+    epochs: Positive | None = None
     budget_in: Literal["iterations", "epochs"] = "iterations"  # what stays fixed when the data size changes
     eval_every: Annotated[int, Field(ge=0)] | None = None
     metric_table: Metrics = Field(Metrics(), alias="metrics")
-    project: str = DEFAULT_PROJECT
-    max_seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] | None = None
+    project: str = "cyclegan-harness"
+    max_seeds: Annotated[int, Field(ge=1, le=MAX_SEEDS)] | None = None  # bound for --until-decided
 
-    @property
-    def arms(self) -> dict[str, dict[str, Any]]:
-        return {a: {k: v for k, v in t.items() if k != "note"} for a, t in self.arm_tables.items()}
-
-    @property
-    def arm_notes(self) -> dict[str, str]:
-        return {a: t["note"] for a, t in self.arm_tables.items() if "note" in t}
-
-    @property
-    def budget(self) -> dict[str, int]:
-        return {k: v for k in ("iterations", "epochs") if (v := getattr(self, k)) is not None}
-
-    @property
-    def primary(self) -> str:
-        from cyclegan.metrics import registry
-
-        return self.metric_table.primary or registry.primary_metric(self.data).name
-
-    @property
-    def direction(self) -> str:
-        from cyclegan.metrics import registry
-
-        return self.metric_table.direction or registry.get(self.primary).direction
-
-    @property
-    def secondary(self) -> list[str]:
-        return list(self.metric_table.secondary)
-
-    @property
-    def fallback(self) -> str | None:
-        return self.metric_table.fallback
-
-    @property
-    def margins(self) -> dict[str, float]:
-        return dict(self.metric_table.margin)
-
-    @property
-    def failure_thresholds(self) -> dict[str, float]:
-        return dict(self.metric_table.failure)
+    arms = property(
+        lambda s: {a: {k: v for k, v in t.items() if k != "note"} for a, t in s.arm_tables.items()}
+    )
+    arm_notes = property(lambda s: {a: t["note"] for a, t in s.arm_tables.items() if "note" in t})
+    budget = property(lambda s: {k: v for k in ("iterations", "epochs") if (v := getattr(s, k)) is not None})
+    direction = property(lambda s: s.metric_table.direction or _registry().get(s.primary).direction)
+    primary = property(lambda s: s.metric_table.primary or _registry().primary_metric(s.data).name)
+    secondary = property(lambda s: list(s.metric_table.secondary))
+    fallback = property(lambda s: s.metric_table.fallback)
+    margins = property(lambda s: dict(s.metric_table.margin))
+    failure_thresholds = property(lambda s: dict(s.metric_table.failure))
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         arms = list(self.arm_tables)
-        if len(arms) < 2:
-            raise ValueError(f"arms: need at least two [arms.<name>] tables to compare, got {len(arms)}")
-        for arm, table in self.arm_tables.items():
-            if not isinstance(table.get("note", ""), str):
-                raise ValueError(f"arms.{arm}.note: expected a string, got {table['note']!r}")
-        if self.control not in arms:
-            raise ValueError(f"control: '{self.control}' is not an arm; valid: {', '.join(arms)}")
-        if self.iterations is not None and self.epochs is not None:
-            raise ValueError("iterations: give either `iterations` or `epochs`, not both")
-        if self.max_seeds is not None and self.max_seeds < len(self.seeds):
-            raise ValueError(f"max_seeds: {self.max_seeds} is below the {len(self.seeds)} seeds planned")
-        for i, (arm, ref) in enumerate(self.compare):
-            where = f"compare[{i}]"
-            for a in (arm, ref):
-                if a not in arms:
-                    raise ValueError(f"{where}: '{a}' is not an arm; valid: {', '.join(arms)}")
-            if arm == ref:
-                raise ValueError(f"{where}: an arm compared with itself ('{arm}')")
-            if self.control in (arm, ref):
-                raise ValueError(
-                    f"{where}: every arm is already compared with the control '{self.control}'; "
-                    "list only pairs of two other arms"
-                )
-            if (arm, ref) in self.compare[:i] or (ref, arm) in self.compare[:i]:
-                raise ValueError(f"{where}: {arm} vs {ref} is listed twice")
-        check_metrics(self, self.data)
+        notes = {a: n for a, t in self.arm_tables.items() if not isinstance(n := t.get("note", ""), str)}
+        problems = [
+            (len(arms) < 2, f"arms: need at least two [arms.<name>] tables to compare, got {len(arms)}"),
+            *((True, f"arms.{a}.note: expected a string, got {n!r}") for a, n in notes.items()),
+            (self.control not in arms, f"control: '{self.control}' is not an arm; valid: {', '.join(arms)}"),
+            (bool(self.iterations and self.epochs), "iterations: give `iterations` or `epochs`, not both"),
+            ((self.max_seeds or MAX_SEEDS) < len(self.seeds), f"max_seeds: {self.max_seeds} is below the "
+             f"{len(self.seeds)} seeds planned"),
+        ]  # fmt: skip
+        for i, pair in enumerate(self.compare):
+            unknown = [a for a in pair if a not in arms] + [""]
+            problems += [
+                (len(unknown) > 1, f"compare[{i}]: '{unknown[0]}' is not an arm; valid: {', '.join(arms)}"),
+                (pair[0] == pair[1], f"compare[{i}]: an arm compared with itself ('{pair[0]}')"),
+                (self.control in pair, f"compare[{i}]: every arm is already compared with the control "
+                 f"'{self.control}'; list only pairs of two other arms"),
+                (bool({pair, pair[::-1]} & set(self.compare[:i])), f"compare[{i}]: {pair} is listed twice"),
+            ]  # fmt: skip
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
         return self
 
 
-def check_metrics(spec: Spec, data: str) -> None:
-    """Every metric the spec names is a declared one and can be computed on ``data`` (the primary may fall
-    back, see ``harness.engine.plan``); margins and failure thresholds name a declared metric."""
+def _registry():
     from cyclegan.metrics import registry
 
-    m = spec.metric_table
-    known = registry.metric_names(data)
-    for key, names in (("fallback", [m.fallback] if m.fallback else []), ("secondary", m.secondary)):
-        for name in names:
-            if name not in registry.REGISTRY:
-                raise ValueError(f"metrics.{key}: '{name}' is not a metric; valid: {', '.join(known)}")
-    if m.fallback and registry.get(m.fallback).needs:
-        raise ValueError(
-            f"metrics.fallback: '{m.fallback}' needs {registry.get(m.fallback).needs}; a fallback must work "
-            f"on any data, e.g. {', '.join(registry.agnostic())}"
-        )
-    if spec.primary not in registry.REGISTRY:
-        raise ValueError(f"metrics.primary: '{spec.primary}' is not a metric; valid: {', '.join(known)}")
-    for key, table in (("margin", m.margin), ("failure", m.failure)):
-        for name in table:
-            if name not in registry.REGISTRY:
-                raise ValueError(f"metrics.{key}: '{name}' is not a metric; valid: {', '.join(known)}")
+    return registry
 
 
-def resolve_spec_path(name_or_path: str, spec_dir: Path = SPEC_DIR) -> Path:
-    """``ablate-pool``, ``ablate-pool.toml`` or a path to a spec file."""
-    candidates = [Path(name_or_path), spec_dir / (name_or_path.removesuffix(".toml") + ".toml")]
+def find_spec(name: str, prefix: str = "") -> Path:
+    """``ablate-pool``, ``ablate-pool.toml`` or a path to a spec file (``prefix`` "sweep-": ``lambda``)."""
+    stem = name.removesuffix(".toml")
+    candidates = [
+        Path(name),
+        SPEC_DIR / f"{stem}.toml",
+        SPEC_DIR / f"{prefix}{stem.removeprefix(prefix)}.toml",
+    ]
     for path in candidates:
         if path.is_file():
             return path
-    known = sorted(p.stem for p in spec_dir.glob("*.toml")) if spec_dir.is_dir() else []
+    known = sorted(p.stem for p in SPEC_DIR.glob(f"{prefix}*.toml")) if SPEC_DIR.is_dir() else []
     raise UserError(
-        f"no experiment spec '{name_or_path}' (looked for {' and '.join(str(c) for c in candidates)}); "
-        f"known: {', '.join(known) or 'none'}"
+        f"no {'sweep' if prefix else 'experiment'} spec '{name}' (looked for "
+        f"{' and '.join(dict.fromkeys(map(str, candidates)))}); known: {', '.join(known) or 'none'}"
     )
 
 
@@ -315,55 +276,44 @@ COMMANDS = {"ablation": "run", "sweep": "sweep"}
 
 def parse(model: type[M], raw: dict[str, Any], path: Path) -> M:
     """Validate a parsed TOML document as ``model``; every problem is one ``UserError`` line."""
-    kind = model.model_fields["kind"].default
-    found = raw.get("kind", "sweep" if "sweep" in raw else "ablation")
+    kind, found = (
+        model.model_fields["kind"].default,
+        raw.get("kind", "sweep" if "sweep" in raw else "ablation"),
+    )
+    if found not in COMMANDS:
+        raise spec_error(path, "kind", f"bad value {found!r}; valid: {', '.join(COMMANDS)}")
     if found != kind:
-        if found not in COMMANDS:
-            raise spec_error(path, "kind", f"bad value {found!r}; valid: {', '.join(COMMANDS)}")
-        raise spec_error(
-            path,
-            "kind",
-            f"'{found}' specs run with `harness {COMMANDS[found]}`, not `harness {COMMANDS[kind]}`",
-        )
+        raise spec_error(path, "kind", f"'{found}' specs run with `harness {COMMANDS[found]}`, not `harness "
+                         f"{COMMANDS[kind]}`")  # fmt: skip
     try:
         spec = model.model_validate({"name": path.stem, **raw})
     except pydantic.ValidationError as exc:
-        raise _one_line(path, model, exc) from None
+        e = exc.errors(include_url=False)[0]
+        loc = [p for p in e["loc"] if p != "[key]" and not str(p).startswith(("function-", "tuple["))]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        msg, got = e["msg"].removeprefix("Value error, "), e.get("input")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'; valid: {', '.join(_keys(model, loc[:-1]))}"
+        elif e["type"] in ("missing", "literal_error"):
+            msg = "missing" if e["type"] == "missing" else f"bad value {got!r}; valid: {e['ctx']['expected']}"
+        elif e["type"] != "value_error":
+            msg = f"{msg.replace('Input should be', 'expected')}, got {got!r}"
+        raise (spec_error(path, key, msg) if key else UserError(f"{path}: {msg}")) from None
     spec._path = path
     return spec
-
-
-def _one_line(path: Path, model: type[pydantic.BaseModel], exc: pydantic.ValidationError) -> UserError:
-    """pydantic's first error as ``<file>: <key>: <what is wrong>``, naming the valid keys or values."""
-    e = exc.errors(include_url=False)[0]
-    loc = [p for p in e["loc"] if p != "[key]" and not str(p).startswith(("function-", "tuple["))]
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    msg, got = e["msg"].removeprefix("Value error, "), e.get("input")
-    if e["type"] == "extra_forbidden":
-        valid = _keys(model, loc[:-1])
-        msg = f"unknown key '{loc[-1]}'; valid: {', '.join(valid)}"
-    elif e["type"] == "missing":
-        msg = "missing"
-    elif e["type"] == "literal_error":
-        msg = f"bad value {got!r}; valid: {e['ctx']['expected']}"
-    elif e["type"] != "value_error":
-        msg = f"{msg.replace('Input should be', 'expected')}, got {got!r}"
-    if not key:  # a check across keys names its key in the message
-        return UserError(f"{path}: {msg}")
-    return spec_error(path, key, msg)
 
 
 def _keys(model: Any, loc: list[Any]) -> list[str]:
     """The keys valid at ``loc`` of ``model`` (for "unknown key" errors)."""
     for part in loc:
         if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
-            field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
-            model = field.annotation if field else None
+            model = next(
+                (f.annotation for n, f in model.model_fields.items() if (f.alias or n) == part), None
+            )
         else:
             model = next((a for a in reversed(get_args(model)) if a is not type(None)), None)
-    if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
-        return [f.alias or n for n, f in model.model_fields.items()]
-    return []
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, pydantic.BaseModel) else {}
+    return [f.alias or n for n, f in fields.items()]
 
 
 def load_spec(path: str | Path) -> Spec:

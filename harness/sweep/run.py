@@ -6,6 +6,7 @@ Worker ``i`` seeds its sampler with ``sampler_seed + i``; a worker that joins fr
 
 from __future__ import annotations
 
+import datetime as dt
 import zlib
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,28 @@ from harness.engine.queue import (
 )
 from harness.engine.worker import WorkerOptions, work
 from harness.sweep import study as S
-from harness.sweep.spec import SweepSpec
+from harness.sweep.spec import SweepSpec, base_config
 from harness.sweep.worker import Search
 
 
 def default_index() -> int:
     """A sampler offset for a worker started by hand elsewhere: 1000 + a hash of host and pid."""
     return 1000 + zlib.crc32(engine_store.worker_id().encode()) % 1_000_000
+
+
+def experiment_record(spec: SweepSpec, storage: str, command: str) -> dict[str, Any]:
+    """experiment.json (docs/RUNSTORE.md) with kind "sweep", so status and report tools find the sweep."""
+    cfg = base_config(spec)
+    return {
+        "name": spec.name, "question": spec.question, "kind": "sweep", "spec_path": str(spec.path),
+        "command": command, "preset": spec.preset, "base": spec.base, "data": cfg.data.dataset,
+        "control": "default", "arms": {}, "seeds": list(spec.seeds),
+        "budget": {"iterations": cfg.train.max_iters},
+        "metrics": {"primary": spec.metrics[0], "direction": spec.directions[0],
+                    "secondary": spec.metrics[1:]},
+        "sweep": spec.to_json(), "storage": storage, "runs": [],
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }  # fmt: skip
 
 
 def join(
@@ -65,6 +81,6 @@ def prepare(spec: SweepSpec, storage_url: str | None, store: Path, add: int, com
     study = S.create_or_load(spec, storage, S.worker_seed(spec, 0))
     (store / spec.name).mkdir(parents=True, exist_ok=True)
     write_experiment(
-        store / spec.name, spec.experiment_record(command, describe_storage(storage_url, journal))
+        store / spec.name, experiment_record(spec, describe_storage(storage_url, journal), command)
     )
     return study, S.add_to_target(study, add)
