@@ -215,7 +215,11 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
         RUN,
         "iterations: expected greater than or equal to 1, got 0",
     ),
-    "iterations-and-epochs": (ablation(top="iterations = 5\nepochs = 5"), RUN, "iterations: give `iterations` or `epochs`, not both"),
+    "iterations-and-epochs": (
+        ablation(top="iterations = 5\nepochs = 5"),
+        RUN,
+        "iterations: give `iterations` or `epochs`, not both",
+    ),
     "iterations-float": (
         ablation(top="iterations = 1.5"),
         RUN,
