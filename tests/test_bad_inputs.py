@@ -403,6 +403,16 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
         SW,
         "objectives[0].direction: bad value",
     ),
+    "sweep-params-empty": (
+        sweep().replace('[params."loss.lambda_A"]', "[params]\n[x]"),
+        SW,
+        "params: expected at least 1",
+    ),
+    "sweep-objectives-empty": (
+        sweep(top="objectives = []").replace('[[objectives]]\nmetric = "seasons.l1_AtoB"', ""),
+        SW,
+        "objectives: expected at",
+    ),
     "sweep-kind-ablation": (
         sweep().replace('kind = "sweep"', 'kind = "ablation"'),
         SW,

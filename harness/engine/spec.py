@@ -296,6 +296,8 @@ def parse(model: type[M], raw: dict[str, Any], path: Path) -> M:
             msg = f"unknown key '{loc[-1]}'; valid: {', '.join(_keys(model, loc[:-1]))}"
         elif e["type"] in ("missing", "literal_error"):
             msg = "missing" if e["type"] == "missing" else f"bad value {got!r}; valid: {e['ctx']['expected']}"
+        elif e["type"] == "too_short":
+            msg = f"expected at least {e['ctx']['min_length']} entry, got none"
         elif e["type"] != "value_error":
             msg = f"{msg.replace('Input should be', 'expected')}, got {got!r}"
         raise (spec_error(path, key, msg) if key else UserError(f"{path}: {msg}")) from None
