@@ -315,6 +315,12 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
     "set-arm-key": (OK, [*RUN, "--set", "train.pool_size=3"], "--set train.pool_size: arm 'a'"),
     "set-device-dry": (OK, [*DRY, "--set", "train.device=tpu"], "'train.device'"),
     "set-deep-D-dry": (OK, [*DRY, "--set", "model.n_layers_D=3"], "model.n_layers_D=3 is too deep for 16 px"),
+    "set-crop-30": (OK, [*DRY, "--set", "data.crop_size=30 data.load_size=32"], "data.crop_size=30 is not a"),
+    "set-crop-above-load": (
+        OK,
+        [*RUN, "--set", "data.crop_size=32"],
+        "data.crop_size=32 is larger than data.load",
+    ),
     "set-batch-dry": (OK, [*DRY, "--set", "train.batch_size=25"], "larger than the data set (24 training"),
     "data-flag-missing": (
         OK,

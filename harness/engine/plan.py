@@ -202,15 +202,22 @@ def fit_epochs(cfg: Config) -> Config:
 
 def check_runnable(cfg: Config, where: str) -> None:
     """Settings that fail only when training starts, caught when planning: a discriminator deeper than the
-    crop allows, a batch larger than the data set, a missing weights file."""
+    crop allows, a crop the generator cannot give back or the resize cannot give, a batch larger than the
+    data set, a missing weights file."""
     m, d = cfg.model, cfg.data
-    size = d.crop_size if "crop" in d.preprocess else d.load_size
-    if m.netD != "pixel" and size >> m.n_layers_D < 3:
-        deepest = max(n for n in range(6) if size >> n >= 3) if size >= 3 else 0
+    size = d.crop_size  # other preprocess modes keep each image's own size: checked when it loads
+    one_value = m.norm == "none" or m.norm == "batch" and cfg.train.batch_size > 1  # norm over 1x1 works
+    least = 2 if m.netD == "scalar" and one_value else 3  # else the last map must be 2x2 or more
+    if "crop" in d.preprocess and m.netD != "pixel" and size >> m.n_layers_D < least:
+        deepest = max([n for n in range(6) if size >> n >= least] or [0])
         raise UserError(
             f"{where}: model.n_layers_D={m.n_layers_D} is too deep for {size} px images (each layer halves "
             f"them; at most {deepest} here)"
         )
+    if "crop" in d.preprocess and d.crop_size % 4:
+        raise UserError(f"{where}: data.crop_size={d.crop_size} is not a multiple of 4 (G halves it twice)")
+    if d.preprocess == "resize_and_crop" and d.crop_size > d.load_size:
+        raise UserError(f"{where}: data.crop_size={d.crop_size} is larger than data.load_size={d.load_size}")
     n = train_images(cfg)
     if n and cfg.train.batch_size > n:
         raise UserError(
