@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -19,9 +20,11 @@ import pydantic
 from cyclegan.errors import ConfigError
 
 
-def _knob(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
-    """A config field with a one-line 'why' and an optional inclusive range."""
-    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi})
+def _knob(
+    default: Any, doc: str, *, lo: float | None = None, hi: float | None = None, pattern: str | None = None
+) -> Any:
+    """A config field with a one-line 'why' and an optional inclusive range (or a pattern for a string)."""
+    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "pattern": pattern})
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class TrainConfig:
     amp: Literal["none", "bf16"] = _knob(
         "none", "bf16 autocast (with channels-last) in the fast step; CUDA only, losses not bit-equal to fp32"
     )
-    device: str = _knob("auto", "'auto', 'cpu' or 'cuda[:N]'")
+    device: str = _knob("auto", "'auto', 'cpu', 'cuda[:N]' or 'mps'", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     threads: int = _knob(0, "torch CPU threads (0 = torch's default)", lo=0, hi=1024)
     log_every: int = _knob(50, "iterations between loss records", lo=1, hi=10**9)
     eval_every: int = _knob(0, "iterations between evaluations (0 = only at the end)", lo=0, hi=10**9)
@@ -165,6 +168,8 @@ def _section_cls(name: str) -> type:
 def _allowed(hint: Any, meta: dict[str, Any]) -> str:
     if get_origin(hint) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
+    if meta.get("pattern"):
+        return "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"
     kind = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[hint]
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and hi is not None:
@@ -178,18 +183,22 @@ def _coerce(key: str, hint: Any, meta: dict[str, Any], value: Any) -> Any:
     try:
         if isinstance(value, bool) and hint in (int, float):
             raise ValueError(value)  # pydantic's lax mode would read True as 1
-        return _adapter(hint, meta.get("lo"), meta.get("hi")).validate_python(value)
+        return _adapter(hint, meta.get("lo"), meta.get("hi"), meta.get("pattern")).validate_python(value)
     except (ValueError, pydantic.ValidationError):
         raise ConfigError(f"bad value {value!r} for '{key}': expected {_allowed(hint, meta)}") from None
 
 
 @functools.cache
-def _adapter(hint: Any, lo: float | None, hi: float | None) -> pydantic.TypeAdapter:
+def _adapter(hint: Any, lo: float | None, hi: float | None, pattern: str | None) -> pydantic.TypeAdapter:
     if hint is bool:  # true/false (any case), 1/0, yes/no from the command line; not on/off or a number
         text = pydantic.BeforeValidator(lambda v: _BOOLS.get(v.lower(), v) if isinstance(v, str) else v)
         return pydantic.TypeAdapter(Annotated[bool, text], config=pydantic.ConfigDict(strict=True))
     if hint in (int, float):
         return pydantic.TypeAdapter(Annotated[hint, pydantic.Field(ge=lo, le=hi, allow_inf_nan=False)])
+    if pattern:
+        return pydantic.TypeAdapter(
+            Annotated[hint, pydantic.Field(pattern=pattern)], config=pydantic.ConfigDict(strict=True)
+        )
     return pydantic.TypeAdapter(hint, config=pydantic.ConfigDict(strict=True))  # str and Literal: as given
 
 
@@ -213,11 +222,15 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return dataclasses.replace(cfg, **changes)
 
 
+_NEXT_KEY = re.compile(r"\s+(?=[A-Za-z_]\w*\.\w+=)")
+
+
 def parse_set(items: list[str] | None) -> dict[str, str]:
-    """Parse ``k=v`` strings from ``--set``; a malformed item is an error naming it."""
+    """Parse ``k=v`` strings from ``--set``; one item may hold several, split where a new ``section.key=``
+    starts, so a value may contain spaces (a folder name); a malformed item is an error naming it."""
     out: dict[str, str] = {}
     for item in items or []:
-        for part in item.split():
+        for part in _NEXT_KEY.split(item.strip()):
             key, sep, value = part.partition("=")
             if not sep or not key:
                 raise ConfigError(f"bad override '{part}': expected key=value, e.g. loss.lambda_identity=0")

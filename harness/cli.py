@@ -23,8 +23,16 @@ readable_metavars(app)
 
 def main() -> None:
     """Console entry point: bad input is one line on stderr and exit code 2."""
+    usage_error = typer.BadParameter.__mro__[1]  # Typer's (vendored click's) UsageError
     try:
-        app()
+        code = app(standalone_mode=False)
+    except usage_error as exc:  # a bad flag or argument: one line naming it, not a usage box
+        if not exc.format_message():  # no arguments at all: Typer shows the help
+            sys.exit(1)
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
     except OSError as exc:  # a full, read-only or vanished store: one line, not a traceback
         fault = store_fault(exc)
         if fault is None:
@@ -36,6 +44,7 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}{_next_step(exc)}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _next_step(exc: Exception) -> str:

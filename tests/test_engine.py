@@ -181,7 +181,8 @@ def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "remote" / "joined" / "experiment.json").read_text())
-    assert record["runs"] == [{"arm": u.arm, "seed": u.seed, "run": u.key} for u in plan.units]
+    runs = [{k: r[k] for k in ("arm", "seed", "run")} for r in record["runs"]]
+    assert runs == [{"arm": u.arm, "seed": u.seed, "run": u.key} for u in plan.units]
     for u in plan.units:
         summary = json.loads((tmp_path / "remote" / "joined" / u.key / "summary.json").read_text())
         assert summary["status"] == "done" and summary["iteration"] == 4

@@ -84,9 +84,9 @@ BAD = {
         GOOD.format(extra='data = "no/such/folder"'),
         "data: folder not found: 'no/such/folder'",
     ),
-    "slash-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."x/y"]'), "arms.x/y: unsafe arm name"),
-    "dotdot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."a..b"]'), "arms.a..b: unsafe arm name"),
-    "leading-dot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms.".hidden"]'), "unsafe arm name"),
+    "slash-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."x/y"]'), "arms.x/y: unsafe name"),
+    "dotdot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms."a..b"]'), "arms.a..b: unsafe name"),
+    "leading-dot-arm": (GOOD.format(extra="").replace("[arms.b]", '[arms.".hidden"]'), "unsafe name"),
     "seed-override": (
         GOOD.format(extra="").replace('"train.pool_size" = 0', '"train.seed" = 1'),
         "train.seed",
@@ -277,3 +277,55 @@ def test_queued_units_left_out_of_a_changed_plan_are_dropped(tmp_path):
     while (c := _claim(queue, "h:1")) is not None:
         keys.append(c)
     assert sorted(keys) == sorted(u.key for u in two.units)
+
+
+def _folder_data(root: Path, n_train: int) -> Path:
+    from PIL import Image
+
+    for part, n in (("trainA", n_train), ("trainB", n_train), ("testA", 2), ("testB", 2)):
+        (root / part).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (i % 256, 90, 30)).save(root / part / f"{i}.png")
+    return root
+
+
+def test_a_budget_in_iterations_fits_the_epochs_to_the_data(tmp_path):
+    """The cpu preset's 2,000 iterations stay 2,000 on 60 images (34 epochs, not 4 epochs = 240 iterations);
+    ``budget_in = "epochs"`` keeps the preset's 4 epochs."""
+    from harness.engine.plan import budget
+
+    data = _folder_data(tmp_path / "photos", 60)
+    spec_path = tmp_path / "t.toml"
+    text = GOOD.format(extra='[metrics]\nfallback = "translation_AtoB"').replace('"smoke"', '"cpu"')
+    spec_path.write_text(text)
+    unit = build_plan(load_spec(spec_path), tmp_path / "runs", data=str(data)).units[0]
+    assert (unit.cfg.optim.n_epochs, unit.cfg.optim.n_epochs_decay) == (17, 17)
+    assert budget(unit.cfg) == {"iterations": 2000, "epochs": 33.33, "images": 60}
+    spec_path.write_text(text.replace('control = "a"', 'control = "a"\nbudget_in = "epochs"'))
+    unit = build_plan(load_spec(spec_path), tmp_path / "runs", data=str(data)).units[0]
+    assert budget(unit.cfg) == {"iterations": 240, "epochs": 4, "images": 60}
+
+
+def test_fallback_margins_and_max_seeds_reach_the_plan_and_experiment_json(tmp_path):
+    data = _folder_data(tmp_path / "photos", 4)
+    spec_path = tmp_path / "t.toml"
+    metrics = (
+        '[metrics]\nprimary = "zebra.stripe_AtoB"\nsecondary = ["kid_AtoB", "zebra.background_AtoB"]\n'
+        'fallback = "translation_AtoB"\nmargin = { "zebra.stripe_AtoB" = 0.05, kid_AtoB = 0.5 }\n'
+        "failure = { translation_AtoB = 0.1 }"
+    )
+    spec_path.write_text(GOOD.format(extra=f"max_seeds = 20\n{metrics}"))
+    spec = load_spec(spec_path)
+    assert spec.margins == {"zebra.stripe_AtoB": 0.05, "kid_AtoB": 0.5} and spec.max_seeds == 20
+    assert spec.failure_thresholds == {"translation_AtoB": 0.1}
+    synth = build_plan(spec, tmp_path / "runs")
+    assert synth.primary == "zebra.stripe_AtoB" and synth.notes == ()
+    photos = build_plan(spec, tmp_path / "runs", data=str(data))
+    assert photos.primary == "translation_AtoB" and photos.secondary == ("kid_AtoB",)
+    record = photos.experiment_record("harness run t")
+    assert record["metrics"]["primary"] == "translation_AtoB" and record["max_seeds"] == 20
+    assert (
+        record["metrics"]["margin"] == spec.margins and "the spec's fallback" in record["metrics"]["notes"][0]
+    )
+    assert "zebra.background_AtoB" in record["metrics"]["notes"][1]
+    assert build_plan(spec, tmp_path / "runs", data=str(data), primary="kid_AtoB").primary == "kid_AtoB"

@@ -20,6 +20,9 @@ class Metric:
     higher_is_better: bool
     definition: str
     diagnostic: bool = False  # describes the run or the judge, not translation quality: never a verdict
+    needs: str = (
+        ""  # what it needs beyond two folders of images: "synth:TASK" data or "fid-inception" weights
+    )
 
     @property
     def direction(self) -> str:
@@ -31,7 +34,9 @@ REGISTRY: dict[str, Metric] = {}
 
 
 def _add(name: str, higher_is_better: bool, definition: str, diagnostic: bool = False) -> None:
-    REGISTRY[name] = Metric(name, higher_is_better, definition, diagnostic)
+    prefix = name.split(".")[0] if "." in name else ""
+    needs = f"synth:{prefix}" if prefix else "fid-inception" if "_inception_" in name else ""
+    REGISTRY[name] = Metric(name, higher_is_better, definition, diagnostic, needs)
 
 
 def _target(d: str) -> str:
@@ -164,14 +169,27 @@ def synth_task(dataset: str) -> str | None:
 def metric_names(dataset: str) -> list[str]:
     """Every metric the Evaluator reports for ``dataset`` (a data.dataset value), in registry order; the
     Inception ones are None without the FID Inception weights."""
-    task = synth_task(dataset)
-    names = []
-    for name in REGISTRY:
-        prefix = name.split(".")[0] if "." in name else None
-        if prefix is not None and prefix != task:
-            continue
-        names.append(name)
-    return names
+    return [m.name for m in REGISTRY.values() if not m.needs.startswith("synth:") or m.needs == dataset]
+
+
+def unavailable(name: str, dataset: str, inception_weights: str = "") -> str | None:
+    """Why ``name`` cannot be computed on ``dataset`` (None when it can): task metrics need their synthetic
+    task's exact answers; the Inception ones the FID Inception weights (``eval.inception_weights`` or the
+    downloaded copy). The domain-classifier metrics train their classifier on the data's own images."""
+    needs = get(name).needs
+    if needs.startswith("synth:") and needs != dataset:
+        return f"needs {needs} data (its exact answers)"
+    if needs == "fid-inception" and not inception_weights:
+        from cyclegan.metrics import inception
+
+        if not inception.weights_path().is_file():
+            return "needs the FID Inception weights (not downloaded)"
+    return None
+
+
+def agnostic() -> list[str]:
+    """Quality metrics computable on any two folders of images, with nothing downloaded."""
+    return [m.name for m in REGISTRY.values() if not m.needs and not m.diagnostic]
 
 
 def primary_metric(dataset: str) -> Metric:

@@ -72,7 +72,7 @@ def runs_table(title: str, record: dict, rows: list[dict]) -> Any:
     for col in ("run", "state", "step", "it/s", "ETA", primary):
         out.add_column(col)
     for r in rows:
-        step = f"{r['iteration']}/{r['total'] or '?'}"
+        step = f"{r['iteration']}/{r['total'] or '?'}" + (f" ({r['epochs']} ep)" if r.get("epochs") else "")
         rate = f"{r['it_per_s']:.2f}" if r["it_per_s"] else "-"
         metric = f"{r['metric']:.4g}" if isinstance(r["metric"], int | float) else "-"
         state = r["state"] + (f" ({r['note']})" if r["note"] else "")

@@ -52,6 +52,15 @@ def run(
         str | None, typer.Option("--data", help="Override the spec's data set (folder or synth:TASK).")
     ] = None,
     set_: SetOpt = None,
+    primary: Annotated[
+        str | None, typer.Option("--primary", help="Metric the verdicts are on (default: the spec's).")
+    ] = None,
+    secondary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secondary", metavar="METRIC", help="Secondary metric, repeatable (replaces the spec's)."
+        ),
+    ] = None,
     wandb: WandbOpt = "auto",
     storage: StorageOpt = None,
     store: StoreOpt = Path("runs"),
@@ -79,7 +88,7 @@ def run(
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
     options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
-    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_))
+    plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_), primary, secondary)
     if until_decided and not plan.spec.max_seeds:
         raise UserError(f"--until-decided: {plan.spec.path} sets no max_seeds (the most seeds per arm)")
     if dry_run:
@@ -99,7 +108,7 @@ def run(
         typer.echo(why)
         if more is None:
             break
-        plan = runner.plan_from_args(name, store, preset, more, data, parse_set(set_))
+        plan = runner.plan_from_args(name, store, preset, more, data, parse_set(set_), primary, secondary)
     if no_report:
         typer.echo(f"runs are in {plan.folder}")
     else:
@@ -157,18 +166,26 @@ def _report(plan, options, complete: bool, force: bool) -> None:
 
 
 def _print_plan(plan, workers: int) -> None:
-    from harness.engine import runner
+    from harness.engine.plan import budget
     from harness.engine.worker import is_done
 
     todo = [u for u in plan.units if not is_done(u)]
     typer.echo(f"{plan.spec.name}: {plan.spec.question}")
     typer.echo(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
+    typer.echo(
+        f"primary metric {plan.primary} ({plan.direction}); secondary: {', '.join(plan.secondary) or 'none'}"
+    )
+    for note in plan.notes:
+        typer.echo(f"  note: {note}")
     for u in plan.units:
-        its = runner.planned_iterations(u.cfg)
+        b = budget(u.cfg)
         mark = "done" if u not in todo else "todo"
-        typer.echo(f"  {mark}  {u.key}  {its if its is not None else '?'} iterations  -> {u.run_dir}")
+        typer.echo(
+            f"  {mark}  {u.key}  {b['iterations'] or '?'} iterations, {b['epochs'] or '?'} epochs"
+            f"  -> {u.run_dir}"
+        )
     lead = f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
-    say_estimate(lead, [(u.cfg, runner.planned_iterations(u.cfg)) for u in todo], workers, plan.preset)
+    say_estimate(lead, [(u.cfg, budget(u.cfg)["iterations"]) for u in todo], workers, plan.preset)
     from harness.report.planning import margin_lines
 
     for line in margin_lines(plan.spec, plan.folder):
@@ -193,7 +210,7 @@ def worker(
     grace: GraceOpt = None,
 ) -> None:
     """Join an experiment or a sweep: take its queued runs (or sampled trials) until none is left."""
-    from cyclegan.atomic import atomic_write_json
+    from harness.engine.plan import write_experiment
     from harness.engine.queue import Queue
     from harness.engine.worker import Ablation, WorkerOptions, work
     from harness.sweep.run import default_index, find_sweep
@@ -212,7 +229,7 @@ def worker(
         queue = Queue(name, storage, folder, create=False, heartbeat=(heartbeat, grace))
         record = queue.experiment_record() or {}
         if record and not (folder / "experiment.json").exists():
-            atomic_write_json(folder / "experiment.json", record)
+            write_experiment(folder, record)
         options.project = project or record.get("project", options.project)
         work(queue.study, Ablation(queue.study), options)
 

@@ -134,7 +134,7 @@ def join_sweep(spec, storage: str | None, heartbeat: tuple[int | None, int | Non
 
 def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
     """The search space, the trials and confirmation runs to add, and an estimate of their wall-clock time."""
-    from harness.engine import runner
+    from harness.engine.plan import budget
     from harness.sweep.spec import base_config
 
     cfg = base_config(spec)
@@ -147,7 +147,7 @@ def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:
         typer.echo(f"  objective: {o.direction} {o.metric}")
     k = spec.confirm_seeds if confirm is None else confirm
     runs = add * len(spec.seeds) + 2 * k
-    its = runner.planned_iterations(cfg)
+    its = budget(cfg)["iterations"]
     lead = (
         f"up to {add} trial(s) x {len(spec.seeds)} seed(s) + {2 * k} confirmation run(s) = {runs} runs of "
         f"{its if its is not None else '?'} iterations with {workers} worker(s), less with pruning: at most "

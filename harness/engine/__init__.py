@@ -17,7 +17,7 @@ _HOME = {
     "Plan": "plan", "Unit": "plan", "build_plan": "plan", "run_name": "plan", "unit_for": "plan",
     "Queue": "queue", "worker_alive": "queue",
     "UnitCallbacks": "recorder",
-    "Spec": "spec", "load_spec": "spec", "resolve_spec_path": "spec",
+    "Spec": "spec", "load_spec": "spec", "find_spec": "spec",
     "Ablation": "worker", "Result": "worker", "RunBusy": "worker", "WorkerOptions": "worker",
     "is_done": "worker", "run_unit": "worker", "work": "worker",
 }  # fmt: skip

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclegan.atomic import atomic_write_json
-from cyclegan.config import Config
-from harness.engine import store
-from harness.engine.plan import Plan, Unit, build_plan
+from harness.engine.plan import Plan, Unit, build_plan, write_experiment
 from harness.engine.queue import Queue
-from harness.engine.spec import load_spec, resolve_spec_path
+from harness.engine.spec import find_spec, load_spec
 from harness.engine.worker import WorkerOptions, is_done
 
 
@@ -40,18 +38,16 @@ def plan_from_args(
     seeds: int | None = None,
     data: str | None = None,
     sets: dict[str, str] | None = None,
+    primary: str | None = None,
+    secondary: list[str] | None = None,
 ) -> Plan:
-    spec = load_spec(resolve_spec_path(name))
-    seed_list = None
-    if seeds is not None:
-        from harness.engine.spec import parse_seeds
+    from harness.engine.spec import check_data_name, parse_seeds
 
-        seed_list = parse_seeds("--seeds", seeds)
+    spec = load_spec(find_spec(name))
+    seed_list = None if seeds is None else parse_seeds(f"--seeds {seeds}", seeds)
     if data is not None:
-        from harness.engine.spec import check_data_name
-
         check_data_name("--data", data)
-    return build_plan(spec, store_root, preset=preset, seeds=seed_list, data=data, sets=sets)
+    return build_plan(spec, store_root, preset, seed_list, data, sets, primary, secondary)
 
 
 def check_data(plan: Plan) -> None:
@@ -72,29 +68,6 @@ def warm_evaluators(units: list[Unit]) -> None:
         if key not in seen:
             seen.add(key)
             Evaluator(u.cfg, "cpu")
-
-
-def _train_images(cfg: Config) -> int | None:
-    """Images per epoch of the larger domain, without generating or reading any image."""
-    d = cfg.data
-    if d.dataset.startswith("synth:") and not d.dir_A:
-        return d.synth_n_train
-    from cyclegan.data.images import list_images
-
-    try:
-        if d.dir_A:
-            return max(len(list_images(d.dir_A)), len(list_images(d.dir_B)))
-        root = Path(d.dataset)
-        return max(len(list_images(root / "trainA")), len(list_images(root / "trainB")))
-    except OSError:
-        return None
-
-
-def planned_iterations(cfg: Config) -> int | None:
-    from cyclegan.train import total_iterations
-
-    n = _train_images(cfg)
-    return total_iterations(cfg, -(-n // cfg.train.batch_size)) if n else None
 
 
 def worker_threads(workers: int) -> int:
@@ -154,10 +127,7 @@ def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[
     every unit still to run; the queue carries run keys, workers read the written configs."""
     plan.folder.mkdir(parents=True, exist_ok=True)
     record = plan.experiment_record(command)
-    previous = store.read_json(plan.folder / "experiment.json")
-    if previous and previous.get("created"):
-        record["created"] = previous["created"]
-    atomic_write_json(plan.folder / "experiment.json", record)
+    write_experiment(plan.folder, record)
     configs = {u.key: u.cfg.to_dict() for u in plan.units}
     for u in plan.units:
         if not (u.run_dir / "config.json").exists():

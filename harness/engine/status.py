@@ -81,10 +81,15 @@ def experiment_rows(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     if record is None:
         return {}, []
     primary = (record.get("metrics") or {}).get("primary")
-    keys = [r["run"] for r in record.get("runs", [])]
+    planned = {r["run"]: r for r in record.get("runs", [])}
+    keys = list(planned)
     if record.get("kind") == "sweep":  # a sweep plans no runs: every run folder its workers made
         keys = sorted(p.name for p in Path(folder).iterdir() if (p / "run.json").is_file())
-    return record, [run_row(folder, key, primary) for key in keys]
+    rows = [run_row(folder, key, primary) for key in keys]
+    for row in rows:  # the plan's budget: iterations, and the epochs they make on this data set
+        row["epochs"] = planned.get(row["run"], {}).get("epochs")
+        row["total"] = row["total"] or planned.get(row["run"], {}).get("iterations")
+    return record, rows
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:

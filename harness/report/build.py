@@ -168,6 +168,7 @@ def _question(store: Store, an: Analysis, out: Path) -> Section:
                 f"Primary metric: {primary} ({DIRECTION_WORDS[an.directions[primary]]}); control arm: "
                 f"{store.control}. {VERDICT_RULE}"
             ),
+            *[Text(f"Note: {note}.") for note in exp["metrics"].get("notes", [])],
             Text(_status_line(store)),
             *_scale_notes(store),
             Text("Read first:", bold=True),

@@ -11,8 +11,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from cyclegan.atomic import atomic_write_json
 from harness.engine import store as engine_store
+from harness.engine.plan import write_experiment
 from harness.engine.queue import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
@@ -31,12 +31,10 @@ def default_index() -> int:
     return 1000 + zlib.crc32(engine_store.worker_id().encode()) % 1_000_000
 
 
-def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -> Path:
+def experiment_record(spec: SweepSpec, storage: str, command: str) -> dict[str, Any]:
     """experiment.json (docs/RUNSTORE.md) with kind "sweep", so status and report tools find the sweep."""
-    folder = store / spec.name
-    path = folder / "experiment.json"
     cfg = base_config(spec)
-    record: dict[str, Any] = {
+    return {
         "name": spec.name, "question": spec.question, "kind": "sweep", "spec_path": str(spec.path),
         "command": command, "preset": spec.preset, "base": spec.base, "data": cfg.data.dataset,
         "control": "default", "arms": {}, "seeds": list(spec.seeds),
@@ -46,8 +44,6 @@ def write_experiment(spec: SweepSpec, store: Path, storage: str, command: str) -
         "sweep": spec.to_json(), "storage": storage, "runs": [],
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }  # fmt: skip
-    atomic_write_json(path, record)
-    return path
 
 
 def join(
@@ -87,5 +83,8 @@ def prepare(
     storage = open_storage(storage_url, journal)
     study = S.create_or_load(spec, storage, S.worker_seed(spec, 0), adopt)
     spec = S.adopt_recorded(spec, study) if adopt else spec
-    write_experiment(spec, store, describe_storage(storage_url, journal), command)
+    (store / spec.name).mkdir(parents=True, exist_ok=True)
+    write_experiment(
+        store / spec.name, experiment_record(spec, describe_storage(storage_url, journal), command)
+    )
     return study, S.add_to_target(study, add), spec

@@ -98,12 +98,10 @@ def load_study(spec: SweepSpec, storage: optuna.storages.BaseStorage, worker_ind
 
 def adopt_recorded(spec: SweepSpec, study: optuna.Study) -> SweepSpec:
     """A joining worker trains what the study was created with (its --preset/--set), not its own defaults."""
-    import dataclasses
-
     recorded = study.user_attrs.get("spec") or {}
     if not recorded or recorded.get("base_config") == base_config(spec).digest():
         return spec
-    adopted = dataclasses.replace(spec, preset=recorded["preset"], base=dict(recorded["base"]))
+    adopted = spec.model_copy(update={"preset": recorded["preset"], "base": dict(recorded["base"])})
     if (
         base_config(adopted).digest() != recorded["base_config"]
         or recorded["params"] != spec.to_json()["params"]
