@@ -104,13 +104,13 @@ BAD = {
     ),
     "margin-negative": (
         GOOD.format(extra='[metrics]\nmargin = { "zebra.stripe_AtoB" = -0.1 }'),
-        "metrics.margin.zebra.stripe_AtoB: expected a positive number",
+        "metrics.margin.zebra.stripe_AtoB: expected greater than 0",
     ),
     "failure-not-a-number": (
         GOOD.format(extra='[metrics]\nfailure = { "zebra.stripe_AtoB" = "low" }'),
-        "metrics.failure.zebra.stripe_AtoB: expected a number",
+        "metrics.failure.zebra.stripe_AtoB: expected a valid number",
     ),
-    "max-seeds-below-seeds": (GOOD.format(extra="max_seeds = 1"), "max_seeds: 1 is below the spec's 2 seeds"),
+    "max-seeds-below-seeds": (GOOD.format(extra="max_seeds = 1"), "max_seeds: 1 is below the 2 seeds"),
 }
 
 

@@ -230,6 +230,11 @@ class Spec(SpecBase):
                  f"'{self.control}'; list only pairs of two other arms"),
                 (bool({pair, pair[::-1]} & set(self.compare[:i])), f"compare[{i}]: {pair} is listed twice"),
             ]  # fmt: skip
+        declared = [self.primary, *self.secondary, *([self.fallback] if self.fallback else [])]
+        for key in ("margin", "failure"):
+            odd = [m for m in getattr(self.metric_table, key) if m not in declared] + [""]
+            problems.append((len(odd) > 1, f"metrics.{key}: '{odd[0]}' is not a declared metric; valid: "
+                             f"{', '.join(declared)}"))  # fmt: skip
         for bad, message in problems:
             if bad:
                 raise ValueError(message)
