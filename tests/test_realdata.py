@@ -111,7 +111,8 @@ def test_report_reference_rows_and_read_first(photo_evaluator: Evaluator, tmp_pa
         evals=pd.DataFrame(),
         configs=dict.fromkeys(names, flat_cfg),
     )
-    sections = reference_sections(store)
+    sections, fooled = reference_sections(store)
+    assert fooled == {"translation_AtoB"}
     assert [s.title for s in sections] == ["Not discriminative on this data set", "Reference rows"]
     warning = sections[0].blocks[0].text
     assert "translation_AtoB (noise, flat, blur score as well as the median trained run)" in warning
@@ -121,3 +122,29 @@ def test_report_reference_rows_and_read_first(photo_evaluator: Evaluator, tmp_pa
     assert "r0: AtoB outputs look like noise" in md
     assert "unreliable, from 12 test images per side" in md  # kid_AtoB, Markdown-escaped
     assert "within-run spread (std over subsets) median 2.5 against a median value of 6" in md
+
+
+def test_a_metric_that_is_not_discriminative_carries_no_verdict() -> None:
+    """A comparison on a flagged metric loses its better/worse verdict, in the table and the verdict lines."""
+    import pandas as pd
+
+    from harness.report.analyse import Analysis
+    from harness.report.build import _withhold
+
+    comp = pd.DataFrame(
+        {
+            "family": ["primary", "secondary"],
+            "arm": ["pool0", "pool0"],
+            "vs": ["pool50", "pool50"],
+            "metric": ["translation_AtoB", "kid_AtoB"],
+            "verdict": ["better", "worse"],
+            "sentence": ["pool0 is better", "pool0 is worse"],
+        }
+    )
+    an = Analysis([], {}, {}, comp, ["pool0 is better"], {})
+    out = _withhold(an, {"translation_AtoB"}, "pool50")
+    assert list(out.comparisons["verdict"]) == ["not discriminative", "worse"]
+    assert out.primary_verdicts == [
+        "pool0 vs pool50 on translation_AtoB: no verdict, the metric is not discriminative on this data set"
+    ]
+    assert _withhold(an, set(), "pool50") is an

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +523,23 @@ def plan_conflict(out: Path, plan: dict[str, Any]) -> str | None:
     return None
 
 
+def _withhold(an: Analysis, fooled: set[str], control: str) -> Analysis:
+    """A metric that scores a degenerate output as well as the median trained run carries no verdict: its
+    comparisons say so instead of better / worse / equivalent."""
+    hit = an.comparisons["metric"].isin(fooled)
+    if not hit.any():
+        return an
+    comp = an.comparisons.copy()
+    comp.loc[hit, "verdict"] = "not discriminative"
+    comp.loc[hit, "sentence"] = [
+        f"{r.arm} vs {r.vs} on {r.metric}: no verdict, the metric is not discriminative on this data set"
+        for r in comp[hit].itertuples()
+    ]
+    verdicts = list(comp.loc[comp["family"] == "primary", "sentence"])
+    none = [f"no arm besides the control {control} to compare"]
+    return replace(an, comparisons=comp, primary_verdicts=verdicts or none)
+
+
 def check_target(out: Path, plan: dict[str, Any], force: bool) -> None:
     """One line and exit 2 (before anything is written) when ``out`` holds another plan's report."""
     why = None if force else plan_conflict(out, plan)
@@ -542,10 +560,11 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     for name in FIGURES:  # a rebuild must not show a stale figure the store no longer supports
         (out / name).unlink(missing_ok=True)
-    an = analyse(st)
+    references, fooled = reference_sections(st)
+    an = _withhold(analyse(st), fooled, st.control)
     sections = [
         _question(st, an, out),
-        *reference_sections(st),
+        *references,
         _setup(st),
         _headline(st, an, out),
         *_comparison(st, an),

@@ -117,20 +117,21 @@ def _small_sample(store: Store, prov: dict[str, Any]) -> list[str]:
     return lines
 
 
-def reference_sections(store: Store) -> list[Section]:
+def reference_sections(store: Store) -> tuple[list[Section], set[str]]:
     """'Not discriminative on this data set' (only when a metric is) and 'Reference rows'; or a line saying
-    why there are no reference rows. Placed right under the question and verdict."""
+    why there are no reference rows. Placed right under the question and verdict. Also the metrics flagged
+    (they cannot carry a verdict)."""
     from cyclegan.errors import ConfigError, DataError
     from cyclegan.metrics import REGISTRY
 
     try:
         ev = _evaluator(store)
     except (DataError, ConfigError, OSError) as exc:
-        return [Section("Reference rows", [Text(f"Reference rows unavailable: {exc}")])]
+        return [Section("Reference rows", [Text(f"Reference rows unavailable: {exc}")])], set()
     if ev is None:
-        return []
+        return [], set()
     refs, prov = ev.reference_points(), ev.provenance()
-    rows, flagged = [], []
+    rows, flagged, names = [], [], set()
     for name in store.metric_names:
         m = REGISTRY.get(name)
         if m is None or name not in store.finals.columns or name not in refs["do_nothing"]:
@@ -139,6 +140,7 @@ def reference_sections(store: Store) -> list[Section]:
         fooled = [] if m.diagnostic else not_discriminative(trained, refs, name, m.higher_is_better)
         if fooled:
             flagged.append(f"{name} ({', '.join(fooled)} score as well as the median trained run)")
+            names.add(name)
         median = pd.Series(trained).median()
         rows.append(
             {
@@ -160,7 +162,9 @@ def reference_sections(store: Store) -> list[Section]:
     ]
     top = []
     if flagged:
-        warning = "Not discriminative on this data set, so no verdict may rest on them: " + "; ".join(flagged)
+        warning = "Not discriminative on this data set, so their comparisons carry no verdict: " + "; ".join(
+            flagged
+        )
         top = [Section("Not discriminative on this data set", [Text(warning + ".", bold=True)])]
     blocks = [Bullets(facts), Table(pd.DataFrame(rows), caption="reference rows (same test set as the runs)")]
     health = _noise_or_flat_runs(store)
@@ -168,4 +172,4 @@ def reference_sections(store: Store) -> list[Section]:
     small = _small_sample(store, prov)
     if small:
         blocks.append(Bullets(small))
-    return [*top, Section("Reference rows", blocks)]
+    return [*top, Section("Reference rows", blocks)], names
