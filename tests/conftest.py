@@ -13,6 +13,34 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def pool_spec(name: str, question: str, seeds: list[int]) -> str:
+    """A two-arm smoke ablation (pool 4 vs no pool) on the zebra task: the engine tests' workload."""
+    return f"""
+name = "{name}"
+question = "{question}"
+preset = "smoke"
+data = "synth:zebra"
+control = "a"
+seeds = {seeds}
+
+[arms.a]
+"train.pool_size" = 4
+
+[arms.b]
+"train.pool_size" = 0
+"""
+
+
+IDENTITY_SWEEP_TAIL = """
+[params."loss.lambda_identity"]
+type = "categorical"
+choices = [0.0, 0.5]
+[[objectives]]
+metric = "seasons.l1_AtoB"
+direction = "minimize"
+"""
+
+
 def make_folder_dataset(root: Path, n: int = 6, size: int = 20, seed: int = 0) -> Path:
     """trainA/trainB/testA/testB with n random RGB PNGs each; A reddish, B bluish so the domains differ."""
     rng = np.random.default_rng(seed)

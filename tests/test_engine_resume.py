@@ -16,25 +16,13 @@ from harness.engine import load_spec
 from harness.engine.plan import build_plan
 from harness.engine.runner import worker_threads
 from harness.engine.worker import WorkerOptions, run_unit
+from tests.conftest import pool_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = [sys.executable, "-m", "harness"]
 SETS = ["train.max_iters=48", "train.checkpoint_every=4", "train.eval_every=20"]
 
-SPEC = """
-name = "killme"
-question = "Does a killed worker resume exactly?"
-preset = "smoke"
-data = "synth:zebra"
-control = "a"
-seeds = [3]
-
-[arms.a]
-"train.pool_size" = 4
-
-[arms.b]
-"train.pool_size" = 0
-"""
+SPEC = pool_spec("killme", "Does a killed worker resume exactly?", [3])
 
 
 def _cmd(spec: Path) -> list[str]:

@@ -23,22 +23,10 @@ from harness.engine import queue as q
 from harness.engine import status as st
 from harness.engine.worker import run_unit
 from harness.errors import StoreFault
+from tests.conftest import IDENTITY_SWEEP_TAIL, pool_spec
 
 HARNESS = [sys.executable, "-m", "harness"]
-SPEC = """
-name = "bad-day"
-question = "Does a bad day cost only time?"
-preset = "smoke"
-data = "synth:zebra"
-control = "a"
-seeds = [0]
-
-[arms.a]
-"train.pool_size" = 4
-
-[arms.b]
-"train.pool_size" = 0
-"""
+SPEC = pool_spec("bad-day", "Does a bad day cost only time?", [0])
 SETS = ["--set", "train.max_iters=8", "--set", "train.eval_every=8"]
 
 
@@ -390,7 +378,8 @@ def test_store_fault_line_names_path_and_cause():
     assert store_fault(ValueError("x")) is None and store_fault(FileNotFoundError(2, "gone", "/x")) is None
 
 
-SWEEP = """
+SWEEP = (
+    """
 name = "sweep-tiny"
 question = "Which identity weight?"
 kind = "sweep"
@@ -400,13 +389,9 @@ seeds = [0]
 [sweep]
 trials = 1
 pruner = "none"
-[params."loss.lambda_identity"]
-type = "categorical"
-choices = [0.0, 0.5]
-[[objectives]]
-metric = "seasons.l1_AtoB"
-direction = "minimize"
 """
+    + IDENTITY_SWEEP_TAIL
+)
 
 
 def test_confirm_and_later_commands_take_the_config_the_study_was_created_with(tmp_path, monkeypatch):

@@ -19,10 +19,12 @@ from harness.engine.queue import open_storage
 from harness.errors import UserError
 from harness.sweep.spec import load_spec, parse_spec
 from harness.sweep.study import params_to_overrides
+from tests.conftest import IDENTITY_SWEEP_TAIL
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA = ROOT / "experiments" / "sweep-lambda.toml"
-PRUNE_ALL = """
+PRUNE_ALL = (
+    """
 name = "prune-all"
 kind = "sweep"
 preset = "smoke"
@@ -32,13 +34,9 @@ seeds = [0]
 trials = 2
 pruner = "threshold"
 pruner_options = { upper = -1.0 }  # an L1 distance is never below 0: every trial is pruned at its first eval
-[params."loss.lambda_identity"]
-type = "categorical"
-choices = [0.0, 0.5]
-[[objectives]]
-metric = "seasons.l1_AtoB"
-direction = "minimize"
 """
+    + IDENTITY_SWEEP_TAIL
+)
 
 
 @pytest.fixture(autouse=True)
