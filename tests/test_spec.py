@@ -161,6 +161,11 @@ def test_shipped_specs_load_with_a_question(path):
     assert spec.question.endswith("?") and spec.control in spec.arms and spec.seeds == [0, 1, 2, 3, 4]
     plan = build_plan(spec, Path("runs"))
     assert len({u.key for u in plan.units}) == len(spec.arms) * 5  # every arm resolves to a distinct config
+    assert spec.max_seeds == 15 and spec.margins[spec.primary] > 0  # declared before the runs, for TOST
+    from harness.report.planning import margin_lines
+
+    lines = margin_lines(spec, plan.folder, plan.primary, list(plan.secondary))
+    assert lines[1].startswith(f"  {spec.primary}: margin ")  # the primary's family comes first
 
 
 def test_plan_precedence_seeds_and_hash_in_the_folder_name(tmp_path):

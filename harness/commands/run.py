@@ -188,7 +188,7 @@ def _print_plan(plan, workers: int) -> None:
     say_estimate(lead, [(u.cfg, budget(u.cfg)["iterations"]) for u in todo], workers, plan.preset)
     from harness.report.planning import margin_lines
 
-    for line in margin_lines(plan.spec, plan.folder):
+    for line in margin_lines(plan.spec, plan.folder, plan.primary, list(plan.secondary)):
         typer.echo(line)
 
 

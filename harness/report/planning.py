@@ -29,14 +29,17 @@ def _sd(folder: Path, metric: str) -> tuple[float, int]:
     return math.sqrt(sum(np.var(g, ddof=1) * (g.size - 1) for g in groups) / dof), sum(g.size for g in groups)
 
 
-def margin_lines(spec: Any, folder: Path) -> list[str]:
-    """``spec``: an ablation spec (harness.engine.spec.Spec; reports do not import the engine). Per declared
-    metric with a margin: seeds per arm for an 80%-power decision at the margin, at the
-    family's final-look level, using the sd of runs already in the store (else per sd in margin units)."""
+def margin_lines(spec: Any, folder: Path, primary: str, secondary: list[str]) -> list[str]:
+    """``spec``: an ablation spec (harness.engine.spec.Spec; reports do not import the engine); ``primary``
+    and ``secondary``: the metrics the plan picked for its data. Per planned metric with a margin: seeds per
+    arm for an 80%-power decision at the margin, at the family's final-look level, using the sd of runs
+    already in the store (else per sd in margin units)."""
     pairs = len(spec.arms) - 1 + len(spec.compare)
-    sizes = {spec.primary: pairs, **{m: pairs * len(spec.secondary) for m in spec.secondary}}
+    sizes = {primary: pairs, **{m: pairs * len(secondary) for m in secondary}}
     lines = []
     for metric, margin in spec.margins.items():
+        if metric not in sizes:  # a fallback this data does not need
+            continue
         lvl = sequential.level(
             spec.max_seeds or len(spec.seeds), sizes[metric], start=len(spec.seeds), max_seeds=spec.max_seeds
         )
