@@ -39,6 +39,20 @@ def test_a_real_probe_is_cached_per_config_and_worker_count(monkeypatch) -> None
     assert len(calls) == 1  # another crop size is another architecture cost
 
 
+def test_a_probe_taken_on_a_busier_machine_is_taken_again(monkeypatch) -> None:
+    """A probe measured while other work loaded the cores would make every estimate too long."""
+    import time
+
+    cfg = resolve("smoke")
+    key = estimate.config_key(cfg)
+    busy = {**entry(4.0), "measured_at": time.time(), "load": 5.0, "concurrent": 1}
+    atomic_write_json(estimate.cache_file(), {key: {"1": busy}})
+    monkeypatch.setattr(estimate.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    monkeypatch.setattr(estimate, "probe", lambda *a: {**entry(1.0), "measured_at": time.time(), "load": 1.5})
+    assert estimate.throughput(cfg, 1)["step_seconds"] == 1.0  # 5 - 1 busy then vs 0.5 now: probed again
+    assert estimate.throughput(cfg, 1)["step_seconds"] == 1.0  # the new probe (1.5 - 1 then) is kept
+
+
 def test_iteration_cost_adds_loading_or_overlaps_it_with_loader_workers() -> None:
     cfg = resolve("smoke")
     assert estimate.iteration_seconds(entry(0.04, data=0.01), cfg) == pytest.approx(0.05)

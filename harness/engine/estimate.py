@@ -152,12 +152,24 @@ def probe(cfg: Config, workers: int = 1) -> dict[str, Any]:
     }
 
 
+def _busier_then(entry: dict[str, Any]) -> bool:
+    """A probe taken while other work loaded the machine (its load average less its own processes) more than
+    now is too slow to plan with: probe again."""
+    if entry.get("load") is None or not hasattr(os, "getloadavg"):
+        return False
+    return entry["load"] - entry.get("concurrent", 1) > os.getloadavg()[0] + 1.0
+
+
 def throughput(cfg: Config, workers: int = 1, *, measure: bool = True) -> dict[str, Any] | None:
     """The cached probe for this config and worker count on this machine (probing first if needed and
     ``measure``); with ``measure=False`` the freshest cached probe of this config at any worker count."""
     entries = _read_cache()
     key = config_key(cfg)
-    fresh = {w: e for w, e in entries.get(key, {}).items() if time.time() - e.get("measured_at", 0) < DAY_S}
+    fresh = {
+        w: e
+        for w, e in entries.get(key, {}).items()
+        if time.time() - e.get("measured_at", 0) < DAY_S and not _busier_then(e)
+    }
     if str(workers) in fresh:
         return fresh[str(workers)]
     if not measure:
