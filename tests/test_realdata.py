@@ -148,3 +148,23 @@ def test_a_metric_that_is_not_discriminative_carries_no_verdict() -> None:
         "pool0 vs pool50 on translation_AtoB: no verdict, the metric is not discriminative on this data set"
     ]
     assert _withhold(an, set(), "pool50") is an
+
+
+def test_a_run_forced_to_output_noise_is_flagged_and_scores_below_doing_nothing(
+    photo_evaluator: Evaluator,
+) -> None:
+    """A model whose generators emit uniform noise, scored by the real evaluator on real photos: health calls
+    it noise-like and the data-agnostic primary (translation) ranks it below doing nothing."""
+
+    class NoiseModel:
+        def __init__(self) -> None:
+            self.gen = torch.Generator().manual_seed(0)
+
+        def translate(self, images: torch.Tensor, direction: str, norm_stats: str) -> torch.Tensor:
+            return torch.rand(images.shape, generator=self.gen) * 2 - 1
+
+    metrics = photo_evaluator(NoiseModel())
+    nothing = photo_evaluator.reference_points()["do_nothing"]
+    assert health([], metrics)["noise_like"] is True
+    assert metrics["translation_AtoB"] < nothing["translation_AtoB"]
+    assert metrics["translation_BtoA"] <= nothing["translation_BtoA"]
