@@ -177,15 +177,16 @@ def _print_plan(plan, workers: int) -> None:
     )
     for note in plan.notes:
         typer.echo(f"  note: {note}")
+    budgets = {u.key: budget(u.cfg) for u in plan.units}
     for u in plan.units:
-        b = budget(u.cfg)
+        b = budgets[u.key]
         mark = "done" if u not in todo else "todo"
         typer.echo(
             f"  {mark}  {u.key}  {b['iterations'] or '?'} iterations, {b['epochs'] or '?'} epochs"
             f"  -> {u.run_dir}"
         )
     lead = f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
-    say_estimate(lead, [(u.cfg, budget(u.cfg)["iterations"]) for u in todo], workers, plan.preset)
+    say_estimate(lead, [(u.cfg, budgets[u.key]["iterations"]) for u in todo], workers, plan.preset)
     from harness.report.planning import margin_lines
 
     for line in margin_lines(plan.spec, plan.folder, plan.primary, list(plan.secondary)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +158,18 @@ def train_images(cfg: Config) -> int | None:
     d = cfg.data
     if d.dataset.startswith("synth:") and not d.dir_A:
         return d.synth_n_train
+    if d.dir_A:
+        return _larger_folder(d.dir_A, d.dir_B)
+    return _larger_folder(str(Path(d.dataset) / "trainA"), str(Path(d.dataset) / "trainB"))
+
+
+@lru_cache(maxsize=32)
+def _larger_folder(dir_A: str, dir_B: str) -> int | None:
+    """Listed once per process: a plan asks for every arm and run (fit, checks, budget lines)."""
     from cyclegan.data.images import list_images
 
     try:
-        if d.dir_A:
-            return max(len(list_images(d.dir_A)), len(list_images(d.dir_B)))
-        root = Path(d.dataset)
-        return max(len(list_images(root / "trainA")), len(list_images(root / "trainB")))
+        return max(len(list_images(dir_A)), len(list_images(dir_B)))
     except OSError:
         return None
 
