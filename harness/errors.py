@@ -35,6 +35,8 @@ def store_fault(exc: BaseException, where: object = None) -> StoreFault | None:
     ``where`` names the path when the error carries none (a write into an already open file)."""
     import errno
 
+    if isinstance(exc, StoreFault):  # already one line (an object store's fault: harness.engine.remote)
+        return exc
     if not isinstance(exc, OSError) or errno.errorcode.get(exc.errno or 0) not in _FAULTS:
         return None
     path = exc.filename or where or "the run store"

@@ -92,7 +92,22 @@ def _metavar(name: str, kind: Any, info: ParameterInfo) -> str:
     return _METAVARS.get(kind) or _NAMED.get(name) or name.strip("_").upper()
 
 
-StoreOpt = Annotated[Path, typer.Option("--store", help="Run-store root (docs/RUNSTORE.md).")]
+def _store(value: str) -> Path:
+    from harness.engine.remote import open_store
+
+    return open_store(value)
+
+
+# Read as text (a Path would fold s3:// into s3:/), then a local path or a URL's cache folder (engine.remote).
+StoreOpt = Annotated[
+    Path,
+    typer.Option(
+        "--store",
+        parser=str,
+        callback=_store,
+        help="Run-store root (docs/RUNSTORE.md): a local or shared folder, or s3://bucket/prefix.",
+    ),
+]
 ReportsOpt = Annotated[Path, typer.Option("--reports", help="Reports root; a report goes to REPORTS/NAME/.")]
 ForceOpt = Annotated[
     bool,

@@ -21,10 +21,12 @@ def report(
     wandb: WandbOpt = "auto",
 ) -> None:
     """Write report.md, report.html (self-contained), runs.csv and figures; works on partial stores too."""
+    from harness.engine.remote import pull
     from harness.engine.tracking import pick_mode, publish_report
     from harness.report import build_report
     from harness.sweep.report import build_sweep_report, is_sweep
 
+    pull(store / name)  # a URL store: every machine's runs, read from a local copy
     if is_sweep(store, name):  # trials, importances, recommendation: harness/sweep/report.py
         folder = build_sweep_report(store, name, reports)
     else:

@@ -15,6 +15,7 @@ from cyclegan.config import parse_set
 from harness.commands.progress import resumable, run_workers, runs_table, say_estimate
 from harness.commands.sweep import join_sweep, worker_log
 from harness.engine import status as st
+from harness.engine.remote import pull, shown
 from harness.engine.spec import SPEC_DIR, load_spec, read_toml
 from harness.engine.tracking import pick_mode
 from harness.errors import UserError
@@ -97,7 +98,7 @@ def run(
     if not no_report:
         from harness.report.build import check_target
 
-        target = {"store": str(store), "preset": plan.preset, "data": plan.data, "seeds": plan.seeds}
+        target = {"store": shown(store), "preset": plan.preset, "data": plan.data, "seeds": plan.seeds}
         check_target(reports / plan.spec.name, target, force)
     runner.check_data(plan)
     command = "harness run " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["run"] else f"harness run {name}"
@@ -110,7 +111,7 @@ def run(
             break
         plan = runner.plan_from_args(name, store, preset, more, data, parse_set(set_), primary, secondary)
     if no_report:
-        typer.echo(f"runs are in {plan.folder}")
+        typer.echo(f"runs are in {shown(plan.folder)}")
     else:
         _report(plan, options, c["done"] == c["total"], force)
     if c["done"] != c["total"]:
@@ -126,7 +127,7 @@ def _train(plan, options, command: str) -> dict[str, int]:
     typer.echo(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
         f"{len(state['done'])} done, {len(state['queued'])} to run, {len(state['running'])} running, "
-        f"{len(state['failed'])} failed; store {plan.folder}"
+        f"{len(state['failed'])} failed; store {shown(plan.folder)}"
     )
     if state["queued"]:
         if options.evaluate:
@@ -136,6 +137,7 @@ def _train(plan, options, command: str) -> dict[str, int]:
         with resumable():
             job = partial(work, queue.study, Ablation(queue.study), opts)
             run_workers(plan.folder, workers, job, plan.spec.name, opts, options.storage)
+    pull(plan.folder)  # a URL store: the runs other machines finished meanwhile
     rows = st.experiment_rows(plan.folder)[1]
     c = st.counts(rows)
     typer.echo(
@@ -169,6 +171,7 @@ def _print_plan(plan, workers: int) -> None:
     from harness.engine.plan import budget
     from harness.engine.worker import is_done
 
+    pull(plan.folder)  # a URL store: its local copy, so "done" is what every machine finished
     todo = [u for u in plan.units if not is_done(u)]
     typer.echo(f"{plan.spec.name}: {plan.spec.question}")
     typer.echo(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
@@ -241,7 +244,7 @@ def list_(store: StoreOpt = Path("runs")) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"experiments in {SPEC_DIR}/ (store {store})")
+    table = Table(title=f"experiments in {SPEC_DIR}/ (store {shown(store)})")
     for col in ("name", "kind", "runs done", "question"):
         table.add_column(col, overflow="fold")
     for path in sorted(SPEC_DIR.glob("*.toml")):
@@ -269,6 +272,7 @@ def _raw(path: Path) -> dict:
 
 
 def _done(folder: Path, planned: int | None = None) -> str:
+    pull(folder)
     record, rows = st.experiment_rows(folder)
     if not record:
         return f"0/{planned}" if planned else "not started"
@@ -282,10 +286,11 @@ def status(
     json_: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Runs of an experiment: done / running / failed / pending, steps, speed, ETA, latest primary metric."""
+    pull(store / name)
     record, rows = st.experiment_rows(store / name)
     if not record:
         raise UserError(
-            f"no experiment '{name}' in {store} (no {store / name / 'experiment.json'}); "
+            f"no experiment '{name}' in {shown(store)} (no {shown(store / name / 'experiment.json')}); "
             f"start it with: harness run {name}"
         )
     c = st.counts(rows)

@@ -14,7 +14,7 @@ from typing import Any
 from cyclegan.atomic import atomic_write_json
 from cyclegan.seeding import rng_state, set_rng_state
 from cyclegan.train import Callbacks, Progress
-from harness.engine import store
+from harness.engine import remote, store
 from harness.engine.metric_names import dataset_names
 from harness.engine.plan import Unit
 from harness.engine.tracking import Tracker
@@ -120,6 +120,7 @@ class Recorder(Callbacks):
         self.inner.on_eval(model, progress)
 
     def on_checkpoint(self, progress: Progress, path: Path) -> None:
+        remote.push(self.dir)  # a URL store: a run taken over on another machine resumes from here
         self.heartbeat()
         self.inner.on_checkpoint(progress, path)
 

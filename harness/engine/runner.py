@@ -16,6 +16,7 @@ from pathlib import Path
 from cyclegan.atomic import atomic_write_json
 from harness.engine.plan import Plan, Unit, build_plan, write_experiment
 from harness.engine.queue import Queue
+from harness.engine.remote import pull, push, shown
 from harness.engine.spec import find_spec, load_spec
 from harness.engine.worker import WorkerOptions, is_done
 
@@ -95,7 +96,7 @@ def spawn(name: str, workers: int, options: WorkerOptions, storage: str | None) 
     procs = []
     for i in range(workers):
         cmd = [sys.executable, "-m", "harness", "worker", name, "--index", str(i),
-               "--store", str(options.store), "--threads", str(threads),
+               "--store", shown(options.store), "--threads", str(threads),
                "--wandb", options.wandb, "--project", options.project]  # fmt: skip
         cmd += ["--storage", storage] if storage else []
         cmd += [] if options.evaluate else ["--no-eval"]
@@ -124,15 +125,18 @@ def _die_with(parent: int) -> Callable[[], None] | None:
 
 def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[str, list[str]]]:
     """Write experiment.json and each run's resolved config (the one validation), and make the queue hold
-    every unit still to run; the queue carries run keys, workers read the written configs."""
+    every unit still to run; the queue carries run keys, workers read the written configs. The queue is
+    opened first: a database that cannot be reached is one line before anything is written."""
+    queue = Queue(plan.spec.name, options.storage, plan.folder)
+    pull(plan.folder)  # a URL store: what every machine has written, so done runs are not trained again
     plan.folder.mkdir(parents=True, exist_ok=True)
     record = plan.experiment_record(command)
     write_experiment(plan.folder, record)
+    push(plan.folder / "experiment.json")
     configs = {u.key: u.cfg.to_dict() for u in plan.units}
     for u in plan.units:
         if not (u.run_dir / "config.json").exists():
             atomic_write_json(u.run_dir / "config.json", configs[u.key])
-    queue = Queue(plan.spec.name, options.storage, plan.folder)
     queue.set_experiment(record, configs)
     done = {u.key for u in plan.units if is_done(u)}
     return queue, queue.sync(plan.units, done, retry_failed=options.retry_failed)

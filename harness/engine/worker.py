@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.train import Progress, pick_device, train
-from harness.engine import store
+from harness.engine import remote, store
 from harness.engine.plan import Unit
 from harness.engine.queue import SURPLUS, claim, reap, release, requeue, retry_callback
 from harness.engine.recorder import Recorder, UnitCallbacks
@@ -126,6 +126,7 @@ def run_unit(
     ``wandb`` may set ``job_type`` and add ``config`` entries (a sweep: "trial" and the trial params)."""
     unit.run_dir.mkdir(parents=True, exist_ok=True)
     with _Lock(unit.run_dir / ".lock"):
+        remote.pull(unit.run_dir, run=True)  # a URL store: another machine's checkpoint, to resume from
         if is_done(unit):
             return Result("skipped", store.read_json(unit.run_dir / "summary.json"))
         config_path = unit.run_dir / "config.json"
@@ -166,7 +167,7 @@ def run_unit(
             run_dir=unit.run_dir,
         )
         if tracker.used != options.wandb:  # W&B was unreachable (or refused): say how the run really logged
-            run["wandb"]["mode"] = tracker.used
+            run["wandb"].update(mode=tracker.used, asked=options.wandb)
             atomic_write_json(run_path, run)
         recorder = Recorder(unit, tracker, evaluate=options.evaluate, heartbeat=_throttled(beat), inner=inner)
         try:
@@ -234,6 +235,7 @@ def _finish(
     )
     run["attempts"][-1].update(ended=run["ended"], status=status, resumed_from=rec.resumed_from, error=error)
     atomic_write_json(run_path, run)
+    remote.push(unit.run_dir)
 
 
 class TrialFailed(Exception):
