@@ -31,6 +31,7 @@ from harness.errors import UserError
 HEARTBEAT_SECONDS = 10  # SQL: Optuna's heartbeat interval; journal: how often a thread stamps "heartbeat"
 GRACE_SECONDS = 3 * HEARTBEAT_SECONDS  # SQL: a trial without a heartbeat this long is failed and re-queued
 STALE_SECONDS = 3.0 * HEARTBEAT_SECONDS  # journal, another host: a worker silent this long is presumed dead
+CONNECT_SECONDS = 10  # PostgreSQL: how long opening the queue waits for the server
 MAX_RETRIES = 2  # a trial is queued again at most this often (failed runs, dead workers)
 JOURNAL = "queue.journal"
 SURPLUS = "surplus"  # user attr of a trial given back unrun (a race emptied the queue or filled the target)
@@ -82,6 +83,7 @@ def open_storage(
         try:
             return optuna.storages.RDBStorage(
                 sql_url(url),
+                engine_kwargs=_connect_timeout(url),
                 heartbeat_interval=heartbeat,
                 grace_period=grace,
                 heartbeat_stale_trial_callback=retry_callback(),
@@ -93,6 +95,14 @@ def open_storage(
         except Exception as exc:  # sqlalchemy's OperationalError and friends: a bad URL or a server down
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"--storage {url}: cannot open the database: {first}") from None
+
+
+def _connect_timeout(url: str) -> dict[str, Any]:
+    """PostgreSQL: a host that does not answer is an error after ``CONNECT_SECONDS``, not a hang (TCP's own
+    timeout is minutes)."""
+    if url.split("://", 1)[0].split("+")[0] in ("postgresql", "postgres"):
+        return {"connect_args": {"connect_timeout": CONNECT_SECONDS}}
+    return {}
 
 
 class Journal(optuna.storages.journal.JournalFileBackend):
