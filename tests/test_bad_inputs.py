@@ -430,6 +430,15 @@ CASES: dict[str, tuple[str | None, list[str], str]] = {
         SW,
         "is set twice",
     ),
+    # A queue or a store that cannot be reached: said before the experiment is written (ports 1: closed;
+    # the S3 endpoint is the `isolated` fixture's AWS_ENDPOINT_URL).
+    "storage-unreachable": (
+        ablation(),
+        [*RUN, "--storage", "postgresql://u@127.0.0.1:1/db"],
+        "--storage postgresql://u@127.0.0.1:1/db: cannot open the database",
+    ),
+    "store-unreachable": (ablation(), [*RUN, "--store", "s3://r/x"], "--store s3://r/x: EndpointConnection"),
+    "store-unknown-scheme": (ablation(), [*DRY, "--store", "nope://runs/x"], "Protocol not known: nope"),
 }
 
 
@@ -462,6 +471,9 @@ def isolated(tmp_path, tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("HARNESS_DATA", str(outside / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(outside / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    for key, value in (("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), ("AWS_ACCESS_KEY_ID", "k"),
+                       ("AWS_SECRET_ACCESS_KEY", "s"), ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+        monkeypatch.setenv(key, value)
     work = tmp_path / "work"
     work.mkdir()
     return work
