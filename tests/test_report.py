@@ -113,6 +113,7 @@ def make_store(
                     "wall_seconds": wall,
                     "peak_memory_mb": 300.0 + a_i,
                     "worker": "testhost:1",
+                    "wandb": {"id": run, "mode": "offline", **({"asked": "online"} if seed == 0 else {})},
                 },
             )
             lines = []
@@ -230,6 +231,9 @@ def test_report_files_and_verdicts(built) -> None:
     assert r"pool0 is worse than pool50 on zebra.stripe\_AtoB" in md
     assert "harness run ablate-pool --preset smoke" in md  # the reproduce command
     assert "3173c7b (14 runs)" in md and "testhost / cpu (14 runs)" in md
+    modes = "offline (11 runs); offline (fallback: online failed) (3 runs)"  # run.json's wandb, counted
+    assert f"**wandb mode (run.json):** {modes}" in md
+    assert f"<strong>wandb mode (run.json):</strong> {modes}" in (out / "report.html").read_text()
     # every figure is linked relatively and exists
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert sorted(links) == [

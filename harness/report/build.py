@@ -206,6 +206,7 @@ def _setup(store: Store) -> Section:
         ("control", store.control),
         ("git commit", _counted(commits)),
         ("hardware (host / device)", _counted(hardware)),
+        ("wandb mode (run.json)", _counted(list(runs["wandb"]))),
         ("total compute (sum of wall seconds, all runs)", _seconds(float(wall.sum(min_count=1)))),
         ("experiment created", str(exp.get("created", "n/a"))),
     ]

@@ -33,6 +33,7 @@ RUN_COLUMNS = [
     "peak_memory_mb",
     "host",
     "device",
+    "wandb",
     "git_commit",
     "git_dirty",
     "started",
@@ -218,6 +219,7 @@ def _run_row(folder: Path, name: str, arm: Any, seed: Any, planned: bool, notes:
         peak_memory_mb=cost.get("peak_memory_mb", info.get("peak_memory_mb")),
         host=info.get("host"),
         device=info.get("device"),
+        wandb=_wandb_mode(info.get("wandb")),
         git_commit=git.get("commit"),
         git_dirty=git.get("dirty"),
         started=info.get("started"),
@@ -231,6 +233,15 @@ def _run_row(folder: Path, name: str, arm: Any, seed: Any, planned: bool, notes:
     if row["status"] == "done" and not any(_number(v) == _number(v) for v in row["_metrics"].values()):
         notes.append(f"{folder}: status done but summary.json holds no metric values")
     return row
+
+
+def _wandb_mode(record: Any) -> str | None:
+    """How the run logged to W&B (run.json ``wandb``): online / offline / disabled, and the mode asked for
+    when W&B could not be reached and the run fell back to offline."""
+    if not isinstance(record, dict) or not record.get("mode"):
+        return None
+    asked = record.get("asked")
+    return f"{record['mode']} (fallback: {asked} failed)" if asked else str(record["mode"])
 
 
 def _number(v: Any) -> float:
