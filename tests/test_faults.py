@@ -335,7 +335,7 @@ def test_unreachable_wandb_falls_back_to_offline_in_seconds(tmp_path, monkeypatc
     assert time.monotonic() - started < 30  # one short wait, not 90 s per run
     for unit in units:
         run = json.loads((unit.run_dir / "run.json").read_text())
-        assert run["wandb"]["mode"] == "offline"
+        assert run["wandb"]["mode"] == "offline" and run["wandb"]["asked"] == "online"  # the fallback, said
         assert list((unit.run_dir / "wandb").glob(f"offline-run-*-{run['wandb']['id']}"))
 
 

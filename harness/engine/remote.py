@@ -45,7 +45,7 @@ def open_store(value: str | Path) -> Path:
     fs, root = _filesystem(url)
     probe, _ = _filesystem(url, **(_QUICK if url.startswith("s3://") else {}))
     try:
-        probe.ls(root.split("/", 1)[0], refresh=True)  # the bucket
+        probe.ls(root.lstrip("/").split("/", 1)[0], refresh=True)  # the bucket
     except Exception as exc:  # noqa: BLE001 - botocore's and fsspec's errors alike: all mean "not usable"
         raise UserError(f"--store {url}: {_cause(exc)}") from None
     digest = hashlib.sha256(url.encode()).hexdigest()[:12]
@@ -129,8 +129,10 @@ def _find(path: Path) -> tuple[str, Any] | None:
 
 
 def _remote(url: str) -> str:
-    """The filesystem's name (no scheme) for the object or prefix at ``url``."""
-    return url.split("://", 1)[1]
+    """The filesystem's own name for the object or prefix at ``url`` (``bucket/key`` for S3)."""
+    import fsspec
+
+    return fsspec.core.strip_protocol(url)
 
 
 def _fetch(fs: Any, name: str, folder: Path, remote: str) -> None:
