@@ -4,9 +4,13 @@ the end-to-end test on an S3 server is tests/test_postgres_ablation.py."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import fsspec
 import pytest
 
+from harness import cli
 from harness.engine import remote
 from harness.engine.worker import _Lock
 from harness.errors import StoreFault, UserError
@@ -92,3 +96,15 @@ def test_a_local_path_is_not_a_url_and_a_bad_one_is_one_line(bucket, tmp_path):
     bucket.pipe("/bucket", b"a file where the bucket was")
     with pytest.raises(StoreFault, match="memory://bucket/store/exp/experiment.json: .*run the same command"):
         remote.push(cache / "exp" / "experiment.json")
+
+
+def test_a_sweep_refuses_a_url_store_in_one_line(bucket, monkeypatch, capsys):
+    """Sweeps read their runs' files while they sample: they need a folder store (said before anything)."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the shipped experiments/
+    argv = ["harness", "sweep", "lambda", "--store", "memory://bucket/s", "--dry-run"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "--store memory://bucket/s: a sweep needs a local or shared folder" in err
