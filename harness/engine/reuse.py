@@ -80,14 +80,16 @@ def data_identity(data: DataConfig) -> dict[str, Any] | None:
     if root is None and not (data.dir_A and data.dir_B):
         return None
     folders = {"A": data.dir_A, "B": data.dir_B} if root is None else {s: root / s for s in SPLITS}
+    present = {name: str(f) for name, f in folders.items() if Path(f).is_dir()}
+    if not {"A", "B"} <= set(present) and not {"trainA", "trainB"} <= set(present):
+        return None  # no training images: the run would fail, there is nothing to reuse
     try:
-        return {"folders": {name: _folder_id(str(f)) for name, f in folders.items() if Path(f).is_dir()}}
+        return {"folders": {name: _folder_id(f) for name, f in present.items()}}
     except OSError:
         return None
 
 
-@functools.lru_cache(maxsize=16)
-def _folder_stat_id(folder: str, folder_mtime: int) -> str:
+def _folder_id(folder: str) -> str:
     from cyclegan.data.images import list_images
 
     h = hashlib.sha256()
@@ -95,11 +97,6 @@ def _folder_stat_id(folder: str, folder_mtime: int) -> str:
         st = p.stat()
         h.update(f"{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-def _folder_id(folder: str) -> str:
-    """Per process and folder state: a plan asks for every unit; a long-lived worker sees later changes."""
-    return _folder_stat_id(folder, Path(folder).stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
@@ -125,9 +122,12 @@ def weights_identity(explicit: str) -> str:
     return "none"
 
 
-def content_material(cfg: Config, evaluate: bool = True) -> dict[str, Any] | None:
-    """Everything that determines a run's result (None when its data cannot be identified here)."""
-    data = data_identity(cfg.data)
+def content_material(
+    cfg: Config, evaluate: bool = True, data: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Everything that determines a run's result (None when its data cannot be identified here). ``data``:
+    the data's identity when the caller has it (a plan keys many units on one data set)."""
+    data = data or data_identity(cfg.data)
     if data is None:
         return None
     flat = {f"{s}.{k}": v for s, sect in cfg.to_dict().items() for k, v in sect.items()}
@@ -148,8 +148,8 @@ def content_material(cfg: Config, evaluate: bool = True) -> dict[str, Any] | Non
     }
 
 
-def content_key(cfg: Config, evaluate: bool = True) -> str | None:
-    material = content_material(cfg, evaluate)
+def content_key(cfg: Config, evaluate: bool = True, data: dict[str, Any] | None = None) -> str | None:
+    material = content_material(cfg, evaluate, data)
     if material is None:
         return None
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
@@ -236,11 +236,13 @@ def release(run_dir: Path) -> None:
 def sources(units: list[Any], store_root: Path, done: set[str]) -> dict[str, tuple[Path, str]]:
     """Unit key -> (the finished run it can reuse, the content key), for units not done yet (nothing is
     written)."""
-    out = {}
+    out, identities = {}, {}
     for u in units:
         if u.key in done:
             continue
-        key = content_key(u.cfg)
+        if u.cfg.data not in identities:  # one look at each data set per plan
+            identities[u.cfg.data] = data_identity(u.cfg.data)
+        key = content_key(u.cfg, data=identities[u.cfg.data])
         source = find_source(store_root, key)
         if source is not None and key is not None and source.resolve() != u.run_dir.resolve():
             out[u.key] = (source, key)
