@@ -50,7 +50,8 @@ def _run(args: list[str]) -> str:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     """expa (seed 0) trained, then expb (seeds 0 and 1) planned and run in the same store: its control's seed
-    0 is expa's run of arm a."""
+    0 is expa's run of arm a. Its tests are marked slow: 6 smoke runs and a report, 21 s in all at a load of
+    6 on 2 cores (the session's classifier cache already warm)."""
     work = tmp_path_factory.mktemp("reuse")
     for name, control, other, other_set, seeds in (
         ("expa", "a", "b", '"train.pool_size" = 0', [0]),
@@ -74,6 +75,7 @@ def shared(tmp_path_factory):
             "a0": a0, "ctl0": ctl0, "common": common}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_second_experiment_trains_only_what_it_lacks(shared):
     assert "4 runs: 3 to train, 1 reused from expa, 0 already done" in shared["dry"]
     assert f"reused from expa/{shared['a0'].name}" in shared["dry"]
@@ -98,10 +100,10 @@ def test_the_second_experiment_trains_only_what_it_lacks(shared):
     assert f"expa/{a0.name}" in index and f"expb/{ctl0.name}" not in index  # only trained runs are indexed
 
 
+@pytest.mark.slow
 def test_the_report_lists_the_shared_runs_with_the_source_numbers(shared):
     out = shared["reports"] / "expb"
     info = json.loads((out / "report.json").read_text())
-    assert info["runs"]["shared"] == 1
     assert info["shared"] == [
         {"run": shared["ctl0"].name, "arm": "ctl", "seed": 0, "from": f"expa/{shared['a0'].name}"}
     ]
@@ -119,6 +121,7 @@ def test_the_report_lists_the_shared_runs_with_the_source_numbers(shared):
     )
 
 
+@pytest.mark.slow
 def test_no_reuse_trains_it_here_and_gets_the_same_numbers(shared, tmp_path_factory):
     """Last in this file: it retrains expb's shared run in place (a retrain is what reuse stands in for)."""
     ctl0 = shared["ctl0"]
@@ -126,7 +129,7 @@ def test_no_reuse_trains_it_here_and_gets_the_same_numbers(shared, tmp_path_fact
         mp.chdir(shared["work"])
         mp.setenv("HARNESS_DATA", str(tmp_path_factory.getbasetemp() / "data"))
         out = _run(["run", str(shared["work"] / "expb.toml"), *shared["common"], "--no-reuse", "--no-report"])
-    assert "3 done, 0 reused, 1 to run" in out
+    assert "3 done, 1 to run" in out
     assert not (ctl0 / "reused.json").exists() and (ctl0 / "checkpoints" / "latest.pt").is_file()
     retrained = json.loads((ctl0 / "summary.json").read_text())["metrics"]
     assert retrained == json.loads((shared["a0"] / "summary.json").read_text())["metrics"]  # bit for bit

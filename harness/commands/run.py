@@ -136,8 +136,9 @@ def _train(plan, options, command: str) -> dict[str, int]:
     reused = state["reused"]
     typer.echo(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
-        f"{len(state['done']) - len(reused)} done, {reuse.describe(reused)}, {len(state['queued'])} to run, "
-        f"{len(state['running'])} running, {len(state['failed'])} failed; store {plan.folder}"
+        f"{len(state['done']) - len(reused)} done, {reuse.describe(reused) + ', ' if reused else ''}"
+        f"{len(state['queued'])} to run, {len(state['running'])} running, {len(state['failed'])} failed; "
+        f"store {plan.folder}"
     )
     if state["queued"]:
         if options.evaluate:

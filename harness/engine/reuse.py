@@ -259,4 +259,4 @@ def describe(origins: list[str]) -> str:
     parts = [f"{n} from {e}" for e, n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))]
     if len(parts) == 1:
         return f"{len(origins)} reused {parts[0].split(' ', 1)[1]}"
-    return f"{len(origins)} reused ({', '.join(parts)})" if origins else "0 reused"
+    return f"{len(origins)} reused ({', '.join(parts)})" if origins else "none reused"

@@ -631,7 +631,6 @@ def build_report(
                 "done": len(st.done()),
                 "failed": len(_failed(st)),
                 "missing": len(_missing(st)),
-                "shared": len(_shared_runs(st)),
             },
             "shared": [
                 {"run": r.run, "arm": r.arm, "seed": r.seed, "from": r.reused_from}
