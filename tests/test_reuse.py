@@ -208,3 +208,18 @@ def test_the_index_names_sharing_both_ways(tmp_path):
     text = write_index(tmp_path).read_text()
     assert "- **shared runs:** 1 from ablate-disc, 2 from ablate-pool (trained there, reused here)" in text
     assert "- **runs reused by other reports:** 2 by ablate-identity" in text
+
+
+def test_an_index_entry_counts_only_while_its_run_says_done_under_that_key(tmp_path):
+    run_dir = tmp_path / "store" / "exp" / "a-s0-abc"
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({"status": "done"}))
+    (run_dir / "run.json").write_text(json.dumps({"content_key": "k1"}))
+    reuse.record_finished(run_dir, "k1")
+    store = tmp_path / "store"
+    assert json.loads(reuse.index_entry(store, "k1").read_text())["run"] == "exp/a-s0-abc"
+    assert reuse.find_source(store, "k1") == run_dir
+    (run_dir / "run.json").write_text(json.dumps({"content_key": "k2"}))  # retrained under other content
+    assert reuse.find_source(store, "k1") is None
+    reuse.index_entry(store, "k3").write_text(json.dumps({"run": "../outside/a-s0-abc"}))
+    assert reuse.find_source(store, "k3") is None and reuse.find_source(store, "missing") is None
