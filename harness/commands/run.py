@@ -83,17 +83,27 @@ def run(
             help="Add seeds in batches until every declared comparison is decided or the spec's max_seeds.",
         ),
     ] = False,
+    no_reuse: Annotated[
+        bool,
+        typer.Option(
+            "--no-reuse",
+            help="Train every run here, even one whose config, data and code equal a finished run's in the "
+            "store (by default that run's result is reused).",
+        ),
+    ] = False,
 ) -> None:
     """Train every arm x seed of an experiment (run it again to resume), then build its report."""
     from harness.engine import runner
 
     os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners would bury the progress lines
-    options = runner.RunOptions(store, workers, storage, pick_mode(wandb), retry_failed, True, reports)
+    options = runner.RunOptions(
+        store, workers, storage, pick_mode(wandb), retry_failed, True, reports, reuse=not no_reuse
+    )
     plan = runner.plan_from_args(name, store, preset, seeds, data, parse_set(set_), primary, secondary)
     if until_decided and not plan.spec.max_seeds:
         raise UserError(f"--until-decided: {plan.spec.path} sets no max_seeds (the most seeds per arm)")
     if dry_run:
-        _print_plan(plan, workers)
+        _print_plan(plan, workers, not no_reuse)
         return
     if not no_report:
         from harness.report.build import check_target
@@ -120,14 +130,16 @@ def run(
 
 def _train(plan, options, command: str) -> dict[str, int]:
     """Enqueue and train the plan's runs that are not done; the experiment's counts (and total) after."""
-    from harness.engine import runner
+    from harness.engine import reuse, runner
     from harness.engine.worker import Ablation, WorkerOptions, work
 
     queue, state = runner.prepare(plan, options, command)
+    reused = state["reused"]
     typer.echo(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
-        f"{len(state['done'])} done, {len(state['queued'])} to run, {len(state['running'])} running, "
-        f"{len(state['failed'])} failed; store {shown(plan.folder)}"
+        f"{len(state['done']) - len(reused)} done, {reuse.describe(reused) + ', ' if reused else ''}"
+        f"{len(state['queued'])} to run, {len(state['running'])} running, {len(state['failed'])} failed; "
+        f"store {shown(plan.folder)}"
     )
     if state["queued"]:
         if options.evaluate:
@@ -167,12 +179,18 @@ def _report(plan, options, complete: bool, force: bool) -> None:
         typer.echo(line)
 
 
-def _print_plan(plan, workers: int) -> None:
+def _print_plan(plan, workers: int, reusing: bool) -> None:
+    from harness.engine import reuse
     from harness.engine.plan import budget
     from harness.engine.worker import is_done
 
     pull(plan.folder)  # a URL store: its local copy, so "done" is what every machine finished
-    todo = [u for u in plan.units if not is_done(u)]
+    adopted = {u.key: o for u in plan.units if (o := reuse.reused_from(u.run_dir))}
+    done = {u.key for u in plan.units if is_done(u) and (reusing or u.key not in adopted)}
+    reusable = reuse.sources(plan.units, plan.store, done) if reusing else {}
+    origins = {**{k: o for k, o in adopted.items() if k in done},
+               **{k: s.relative_to(plan.store).as_posix() for k, (s, _) in reusable.items()}}  # fmt: skip
+    todo = [u for u in plan.units if u.key not in done and u.key not in reusable]
     typer.echo(f"{plan.spec.name}: {plan.spec.question}")
     typer.echo(f"preset {plan.preset}, data {plan.data}, seeds {plan.seeds}, control {plan.spec.control}")
     typer.echo(
@@ -183,12 +201,15 @@ def _print_plan(plan, workers: int) -> None:
     budgets = {u.key: budget(u.cfg) for u in plan.units}
     for u in plan.units:
         b = budgets[u.key]
-        mark = "done" if u not in todo else "todo"
+        mark = "todo" if u in todo else "reuse" if u.key in origins else "done"
+        where = f"reused from {origins[u.key]}" if u.key in origins else f"-> {u.run_dir}"
         typer.echo(
-            f"  {mark}  {u.key}  {b['iterations'] or '?'} iterations, {b['epochs'] or '?'} epochs"
-            f"  -> {u.run_dir}"
+            f"  {mark:5} {u.key}  {b['iterations'] or '?'} iterations, {b['epochs'] or '?'} epochs  {where}"
         )
-    lead = f"{len(todo)} of {len(plan.units)} runs to train with {workers} worker(s): "
+    lead = (
+        f"{len(plan.units)} runs: {len(todo)} to train, {reuse.describe(list(origins.values()))}, "
+        f"{len(done - adopted.keys())} already done; with {workers} worker(s): "
+    )
     say_estimate(lead, [(u.cfg, budgets[u.key]["iterations"]) for u in todo], workers, plan.preset)
     from harness.report.planning import margin_lines
 

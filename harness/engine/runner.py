@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cyclegan.atomic import atomic_write_json
+from harness.engine import reuse
 from harness.engine.plan import Plan, Unit, build_plan, write_experiment
 from harness.engine.queue import Queue
 from harness.engine.remote import pull, push, shown
@@ -30,6 +31,7 @@ class RunOptions:
     retry_failed: bool = False
     evaluate: bool = True
     reports: Path = Path("reports")
+    reuse: bool = True  # a unit whose content key a finished run of the store has is copied, not trained
 
 
 def plan_from_args(
@@ -138,5 +140,24 @@ def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[
         if not (u.run_dir / "config.json").exists():
             atomic_write_json(u.run_dir / "config.json", configs[u.key])
     queue.set_experiment(record, configs)
+    done = adopt_or_release(plan, options.reuse)
+    state = queue.sync(plan.units, done, retry_failed=options.retry_failed)
+    state["reused"] = [origin for u in plan.units if (origin := reuse.reused_from(u.run_dir))]
+    return queue, state
+
+
+def adopt_or_release(plan: Plan, reusing: bool) -> set[str]:
+    """The keys of the units done after reuse: with ``reusing``, units whose content a finished run of the
+    store has take its result (harness.engine.reuse); without, results adopted earlier are released so
+    those units train here."""
+    if not reusing:
+        for u in plan.units:
+            if reuse.reused_from(u.run_dir):
+                reuse.release(u.run_dir)
     done = {u.key for u in plan.units if is_done(u)}
-    return queue, queue.sync(plan.units, done, retry_failed=options.retry_failed)
+    if reusing:
+        units = {u.key: u for u in plan.units}
+        for key, (source, content_key) in reuse.sources(plan.units, plan.store, done).items():
+            reuse.adopt(units[key], source, content_key)
+            done.add(key)
+    return done

@@ -51,6 +51,8 @@ def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any
         note = summary.get("error") or run.get("error") or ""
     if state == "pruned":
         state, note = "done", "pruned"
+    if state == "done" and run.get("reused_from"):  # harness.engine.reuse: trained in another experiment
+        note = f"reused from {run['reused_from']}"
     iteration = max([r.get("iteration", 0) for r in records] + [summary.get("iteration") or 0])
     total = summary.get("total")
     rate = _rate(records) if state == "running" else (summary.get("cost") or {}).get("it_per_s")

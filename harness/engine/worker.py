@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.train import Progress, pick_device, train
-from harness.engine import remote, store
+from harness.engine import remote, reuse, store
 from harness.engine.plan import Unit
 from harness.engine.queue import SURPLUS, claim, reap, release, requeue, retry_callback
 from harness.engine.recorder import Recorder, UnitCallbacks
@@ -96,6 +96,7 @@ def _start_record(unit: Unit, options: WorkerOptions, device: str) -> dict[str, 
         "arm": unit.arm,
         "seed": unit.seed,
         "config_hash": unit.cfg.digest(),
+        "content_key": reuse.attempt_key(run, reuse.content_key(unit.cfg, options.evaluate)),
         "status": "running",
         "attempt": len(attempts),
         "attempts": attempts,
@@ -192,6 +193,8 @@ def run_unit(
         status = "pruned" if progress.stopped_early else "done"
         summary = recorder.summary(status, progress)
         _finish(run, run_path, unit, summary, status, None, recorder)
+        if status == "done":
+            reuse.record_finished(unit.run_dir, run["content_key"])
         tracker.summary({**summary["metrics"], "status": status, "iteration": progress.iteration})
         tracker.finish()
         return Result(status, summary)

@@ -208,6 +208,7 @@ def _setup(store: Store) -> Section:
         ("hardware (host / device)", _counted(hardware)),
         ("wandb mode (run.json)", _counted(list(runs["wandb"]))),
         ("total compute (sum of wall seconds, all runs)", _seconds(float(wall.sum(min_count=1)))),
+        *_shared_items(store, wall),
         ("experiment created", str(exp.get("created", "n/a"))),
     ]
     return Section(
@@ -423,6 +424,40 @@ def _cost(store: Store) -> Section:
     return Section("Cost", [Table(pd.DataFrame(rows))])
 
 
+def _shared_runs(store: Store) -> pd.DataFrame:
+    """Runs whose result this experiment reuses from another run of the store (same content key)."""
+    r = store.runs
+    return r[r["reused_from"].notna()][["run", "arm", "seed", "reused_from"]]
+
+
+def _shared_items(store: Store, wall: pd.Series) -> list[tuple[str, str]]:
+    shared = _shared_runs(store)
+    if shared.empty:
+        return []
+    from harness.engine.reuse import describe
+
+    here = float(wall[store.runs["reused_from"].isna()].sum(min_count=1))
+    return [
+        ("shared runs", f"{describe(list(shared['reused_from']))} (see Shared runs)"),
+        ("compute trained for this experiment", _seconds(here)),
+    ]
+
+
+def _shared(store: Store) -> list[Section]:
+    shared = _shared_runs(store)
+    if shared.empty:
+        return []
+    text = (
+        "These runs were not trained for this experiment: their resolved config (apart from checkpoint "
+        "spacing and loader workers), data, cyclegan code and numeric packages equal a finished run's in the "
+        "same store, so that run's result files were copied into this experiment's run folder (reused.json "
+        "names the source; its checkpoint stays there). Reports that list the same source share the run: "
+        "their numbers for it are the same files."
+    )
+    view = shared.rename(columns={"reused_from": "trained in (experiment/run)"})
+    return [Section("Shared runs", [Text(text), Table(view)])]
+
+
 def _config_diff(store: Store) -> Section:
     per_arm: dict[str, dict[str, Any]] = {}
     inside: set[str] = set()
@@ -573,6 +608,7 @@ def build_report(
         _health(st),
         _samples(st, out),
         _cost(st),
+        *_shared(st),
         _config_diff(st),
         _definitions(an),
         *_problems(st),
@@ -597,6 +633,10 @@ def build_report(
                 "failed": len(_failed(st)),
                 "missing": len(_missing(st)),
             },
+            "shared": [
+                {"run": r.run, "arm": r.arm, "seed": r.seed, "from": r.reused_from}
+                for r in _shared_runs(st).itertuples()
+            ],
         },
     )
     write_index(Path(out_root))

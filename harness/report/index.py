@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ def write_index(out_root: Path) -> Path:
         except (OSError, ValueError):
             broken.append(path.parent.name)
     entries.sort(key=lambda e: (str(e[1].get("date") or ""), e[0]), reverse=True)
+    lent = _lent(entries)
     lines = [
         "# Reports",
         "",
@@ -38,6 +40,7 @@ def write_index(out_root: Path) -> Path:
                 or f"{runs.get('done', 0)} done of {runs.get('planned', 0)} planned, "
                 f"{runs.get('failed', 0)} failed, {runs.get('missing', 0)} missing"
             ),
+            *_sharing(info, lent.get(str(info.get("name", folder)), Counter())),
             "- **verdict:**",
             *[f"  - {md_escape(v)}" for v in info.get("verdicts", [])],
             "",
@@ -47,3 +50,29 @@ def write_index(out_root: Path) -> Path:
     path = Path(out_root) / "index.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _sources(info: dict) -> Counter[str]:
+    """Experiment -> how many of this report's runs were trained there (report.json "shared")."""
+    return Counter(str(run.get("from") or "").split("/", 1)[0] for run in info.get("shared") or [])
+
+
+def _lent(entries: list[tuple[str, dict]]) -> dict[str, Counter[str]]:
+    """Experiment -> {report that reuses its runs: how many} (runs shared through harness.engine.reuse)."""
+    out: dict[str, Counter[str]] = {}
+    for folder, info in entries:
+        for source, n in _sources(info).items():
+            out.setdefault(source, Counter())[str(info.get("name", folder))] += n
+    return out
+
+
+def _sharing(info: dict, lent: Counter[str]) -> list[str]:
+    """Index lines naming the reports this one shares runs with, both ways (none: no lines)."""
+    lines = []
+    if per := _sources(info):
+        text = ", ".join(f"{n} from {name}" for name, n in sorted(per.items()))
+        lines.append(f"- **shared runs:** {md_escape(text)} (trained there, reused here)")
+    if lent:
+        text = ", ".join(f"{n} by {name}" for name, n in sorted(lent.items()))
+        lines.append(f"- **runs reused by other reports:** {md_escape(text)}")
+    return lines

@@ -42,6 +42,7 @@ RUN_COLUMNS = [
     "oscillation_D",
     "diverged",
     "collapsed",
+    "reused_from",  # <experiment>/<run> whose result this run reuses (harness.engine.reuse); empty: own run
 ]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -228,6 +229,7 @@ def _run_row(folder: Path, name: str, arm: Any, seed: Any, planned: bool, notes:
         oscillation_D=health.get("oscillation_D"),
         diverged=health.get("diverged"),
         collapsed=health.get("collapsed"),
+        reused_from=info.get("reused_from"),
     )
     row["_metrics"] = summary.get("metrics") or {}
     if row["status"] == "done" and not any(_number(v) == _number(v) for v in row["_metrics"].values()):
