@@ -46,13 +46,14 @@ def test_a_probe_taken_on_a_busier_or_quieter_machine_is_taken_again(monkeypatch
 
     cfg = resolve("smoke")
     key = estimate.config_key(cfg)
-    busy = {**entry(4.0), "measured_at": time.time(), "load": 5.0, "concurrent": 1}
+    busy = {**entry(4.0), "measured_at": time.time(), "load": 4.0, "concurrent": 1}
     atomic_write_json(estimate.cache_file(), {key: {"1": busy}})
     monkeypatch.setattr(estimate.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     monkeypatch.setattr(estimate, "probe", lambda *a: {**entry(1.0), "measured_at": time.time(), "load": 1.5})
-    assert estimate.throughput(cfg, 1)["step_seconds"] == 1.0  # 5 - 1 busy then vs 0.5 now: probed again
-    assert estimate.throughput(cfg, 1)["step_seconds"] == 1.0  # the new probe (1.5 - 1 then) is kept
-    monkeypatch.setattr(estimate.os, "getloadavg", lambda: (2.5, 2.5, 2.5))  # busier now than then
+    assert estimate.throughput(cfg, 1)["step_seconds"] == 1.0  # load 4 before it vs 0.5 now: probed again
+    assert estimate.throughput(cfg, 1)["step_seconds"] == 1.0  # the new probe (1.5 before it) is kept
+    monkeypatch.setattr(estimate.os, "getloadavg", lambda: (3.0, 3.0, 3.0))  # busier now than then
+    assert estimate.throughput(cfg, 1, measure=False)["step_seconds"] == 1.0  # status takes what is cached
     monkeypatch.setattr(estimate, "probe", lambda *a: {**entry(3.0), "measured_at": time.time(), "load": 3.5})
     assert estimate.throughput(cfg, 1)["step_seconds"] == 3.0
 
@@ -67,10 +68,12 @@ def test_iteration_cost_adds_loading_or_overlaps_it_with_loader_workers() -> Non
 
 
 def test_plan_takes_runs_in_queue_order_on_the_first_free_worker(monkeypatch) -> None:
-    monkeypatch.setattr(estimate, "throughput", lambda cfg, workers=1, measure=True: entry(0.1, startup=2.0))
+    calls, probed = [], entry(0.1, startup=2.0)
+    monkeypatch.setattr(estimate, "throughput", lambda cfg, *a, **k: calls.append(0) or probed)
     cfg = resolve("smoke")
     runs = [(cfg, 100), (cfg, 100), (cfg, 300)]  # 12 s, 12 s, 32 s
     assert estimate.plan_seconds(runs, 1) == pytest.approx(56.0)
+    assert len(calls) == 1  # one look-up (or probe) per config, not one per run
     assert estimate.plan_seconds(runs, 2) == pytest.approx(44.0)  # the third run waits for a free worker
     assert estimate.plan_seconds(runs, 3) == pytest.approx(32.0)
 
@@ -115,7 +118,7 @@ def test_plan_counts_evaluations_and_the_classifier_warm_up_once_per_data_set(tm
     assert [estimate.evaluations(cfg, n) for n in (39, 40, 41, 100)] == [1, 1, 2, 3]
     assert estimate.evaluations(resolve("smoke", {"train.eval_every": 0}), 100) == 1
     run = 2.0 + 0.5 + 100 * 0.1 + 3 * 1.5  # start-up, Evaluator, iterations, evaluations at 40, 80, 100
-    assert estimate.run_seconds(cfg, 100) == pytest.approx(run)
+    assert estimate.run_seconds(probed, cfg, 100) == pytest.approx(run)
     other_data = resolve("smoke", {"train.eval_every": 40, "data.synth_n_test": 7})
     runs = [(cfg, 100), (cfg, 100), (other_data, 100)]
     warm = 2 * (30.0 + 0.5)  # two data sets, neither classifier cached

@@ -178,6 +178,7 @@ def probe(cfg: Config, workers: int = 1) -> dict[str, Any]:
     copies = max(1, min(workers, cores))
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
+    other_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # before our own processes
     procs = [
         ctx.Process(target=_probe_child, args=(cfg.to_dict(), threads, time.time(), queue))
         for _ in range(copies)
@@ -202,18 +203,18 @@ def probe(cfg: Config, workers: int = 1) -> dict[str, Any]:
         "first_call_extra_seconds": max(0.0, statistics.median(r["first"] for r in results) - step),
         "threads": threads,
         "concurrent": copies,
-        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load": other_load,
         "measured_at": time.time(),
     }
 
 
 def _load_changed(entry: dict[str, Any]) -> bool:
-    """A probe taken while other work loaded the machine (its load average less its own processes) more or
+    """A probe taken while other work loaded the machine (the load average just before it started) more or
     less than now by over one core's worth is too slow or too fast to plan with: probe again, so the estimate
     is measured under the load the runs will meet."""
     if entry.get("load") is None or not hasattr(os, "getloadavg"):
         return False
-    return abs(entry["load"] - entry.get("concurrent", 1) - os.getloadavg()[0]) > 1.0
+    return abs(entry["load"] - os.getloadavg()[0]) > 1.0
 
 
 def throughput(cfg: Config, workers: int = 1, *, measure: bool = True) -> dict[str, Any] | None:
@@ -221,12 +222,8 @@ def throughput(cfg: Config, workers: int = 1, *, measure: bool = True) -> dict[s
     ``measure``); with ``measure=False`` the freshest cached probe of this config at any worker count."""
     entries = _read_cache()
     key = config_key(cfg)
-    fresh = {
-        w: e
-        for w, e in entries.get(key, {}).items()
-        if time.time() - e.get("measured_at", 0) < DAY_S and not _load_changed(e)
-    }
-    if str(workers) in fresh:
+    fresh = {w: e for w, e in entries.get(key, {}).items() if time.time() - e.get("measured_at", 0) < DAY_S}
+    if str(workers) in fresh and (not measure or not _load_changed(fresh[str(workers)])):
         return fresh[str(workers)]
     if not measure:
         return max(fresh.values(), key=lambda e: e["measured_at"]) if fresh else None
@@ -252,22 +249,18 @@ def evaluations(cfg: Config, iterations: int) -> int:
     return ((iterations - 1) // every if every and iterations > 0 else 0) + 1
 
 
-def run_seconds(cfg: Config, iterations: int, workers: int = 1) -> float:
-    """One run's wall time: start-up, first-call extra (compile), ``iterations`` iterations, and its
-    evaluations (building its Evaluator, then each evaluation) when the probe could measure them."""
-    entry = throughput(cfg, workers)
-    assert entry is not None
+def run_seconds(entry: dict[str, Any], cfg: Config, iterations: int) -> float:
+    """One run's wall time from its probe: start-up, first-call extra (compile), ``iterations`` iterations,
+    and its evaluations (building its Evaluator, then each evaluation) when the probe could measure them."""
     fixed = entry["startup_seconds"] + entry["first_call_extra_seconds"]
     fixed += entry.get("eval_setup_seconds") or 0
     evaluating = evaluations(cfg, iterations) * (entry.get("eval_seconds") or 0)
     return fixed + iterations * iteration_seconds(entry, cfg) + evaluating
 
 
-def warm_up_seconds(cfg: Config, workers: int) -> float:
-    """The once-per-data-set evaluator warm-up before the workers start: the classifier's training when it
-    is not cached yet, and building the Evaluator (``harness.engine.runner.warm_evaluators``)."""
-    entry = throughput(cfg, workers)
-    assert entry is not None
+def warm_up_seconds(entry: dict[str, Any]) -> float:
+    """The once-per-data-set evaluator warm-up before the workers start (``runner.warm_evaluators``), from a
+    probe: the classifier's training when it is not cached yet, and building the Evaluator."""
     path = entry.get("classifier_path")
     training = (entry.get("classifier_seconds") or 0) if path and not Path(path).is_file() else 0
     return training + (entry.get("eval_setup_seconds") or 0)
@@ -275,13 +268,21 @@ def warm_up_seconds(cfg: Config, workers: int) -> float:
 
 def plan_seconds(runs: list[tuple[Config, int]], workers: int) -> float:
     """Wall time of ``runs`` (config, iterations): the evaluator warm-up once per data set, then the runs
-    taken in order by ``workers`` workers, each the next run as soon as it is free (the queue's order)."""
-    warm = {(cfg.data, cfg.eval): cfg for cfg, _ in runs}
-    start = sum(warm_up_seconds(cfg, workers) for cfg in warm.values())
+    taken in order by ``workers`` workers, each the next run as soon as it is free (the queue's order). Each
+    config is looked up (or probed) once."""
+    entries: dict[str, dict[str, Any]] = {}
+    for cfg, _ in runs:
+        key = config_key(cfg)
+        if key not in entries:
+            entry = throughput(cfg, workers)
+            assert entry is not None
+            entries[key] = entry
+    warm = {(cfg.data, cfg.eval): entries[config_key(cfg)] for cfg, _ in runs}
+    start = sum(warm_up_seconds(entry) for entry in warm.values())
     free_at = [start] * max(1, workers)
     for cfg, iterations in runs:
         i = free_at.index(min(free_at))
-        free_at[i] += run_seconds(cfg, iterations, workers)
+        free_at[i] += run_seconds(entries[config_key(cfg)], cfg, iterations)
     return max(free_at)
 
 
