@@ -25,6 +25,7 @@ def entry(step: float, data: float | None = None, startup: float = 0.0, first: f
 
 
 def test_a_real_probe_is_cached_per_config_and_worker_count(monkeypatch) -> None:
+    monkeypatch.setattr(estimate, "PROBE_SECONDS", 1.0)  # the probe's children get it as an argument
     cfg = resolve("smoke")
     first = estimate.throughput(cfg, 1)
     assert first is not None and first["step_seconds"] > 0 and first["concurrent"] == 1

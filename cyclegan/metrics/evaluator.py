@@ -109,7 +109,8 @@ class Evaluator:
         self.cache_dir = self._cache_dir(domains.root)
         self.classifier_path = self.cache_dir / f"classifier-{self.key}.pt"
         if untrained_classifier:
-            self.classifier, self.classifier_facts = clf.DomainClassifier(res).eval(), {"accuracy": None}
+            self.classifier = clf.DomainClassifier(res).eval()
+            self.classifier_facts = {"accuracy": None, "rejection": {}}
         else:
             self.classifier, self.classifier_facts = clf.load_or_train(
                 self.classifier_path,

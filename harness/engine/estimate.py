@@ -28,7 +28,9 @@ from cyclegan.config import Config
 from cyclegan.fast import compile_cache_dir
 
 DAY_S = 24 * 3600  # a cached probe is this fresh; a plan this long gets a warning
-PROBE_SECONDS = 5.0  # timed steps per probe process: until this long (load varies), at least one
+# Timed steps per probe process: until this long, at least one. On the shared 2-core machine at load ~6, 5-s
+# probes a minute apart gave 136, 175 and 269 ms per step while whole runs took 250-300 ms (docs/bench.md).
+PROBE_SECONDS = 15.0
 
 
 def cache_file() -> Path:
@@ -129,7 +131,7 @@ def _probe_evaluation(cfg: Config, model: Any) -> dict[str, Any]:
     }
 
 
-def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None:
+def _probe_child(cfg_dict: dict, threads: int, seconds: float, start: float, queue: Any) -> None:
     """One probe process: start-up, first call (compile included), timed steps, image loading, evaluation."""
     import torch
 
@@ -147,7 +149,7 @@ def _probe_child(cfg_dict: dict, threads: int, start: float, queue: Any) -> None
     step(batch)
     first = time.perf_counter() - tick
     times: list[float] = []
-    while not times or (sum(times) < PROBE_SECONDS and len(times) < 50):
+    while not times or (sum(times) < seconds and len(times) < 500):
         tick = time.perf_counter()
         step(batch)
         times.append(time.perf_counter() - tick)
@@ -180,7 +182,7 @@ def probe(cfg: Config, workers: int = 1) -> dict[str, Any]:
     queue = ctx.Queue()
     other_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # before our own processes
     procs = [
-        ctx.Process(target=_probe_child, args=(cfg.to_dict(), threads, time.time(), queue))
+        ctx.Process(target=_probe_child, args=(cfg.to_dict(), threads, PROBE_SECONDS, time.time(), queue))
         for _ in range(copies)
     ]
     for p in procs:
