@@ -93,12 +93,24 @@ def degenerate_set(real: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def training_schedule(n_A: int, n_B: int, epochs: int = 6) -> tuple[int, int]:
+    """(epochs, images per epoch) of ``train_classifier`` on ``n_A`` + ``n_B`` images (plus as many degenerate
+    ones as the larger domain has); small data sets get more epochs, so at least ``MIN_STEPS`` updates."""
+    n = n_A + n_B + max(n_A, n_B)
+    return max(epochs, -(-MIN_STEPS * 64 // n)), n
+
+
 def train_classifier(
-    train_A: torch.Tensor, train_B: torch.Tensor, res: int, epochs: int = 6, seed: int = 0
+    train_A: torch.Tensor,
+    train_B: torch.Tensor,
+    res: int,
+    epochs: int = 6,
+    seed: int = 0,
+    max_steps: int | None = None,
 ) -> DomainClassifier:
     """Adam, batch 64, random horizontal flips, as many degenerate images as the larger domain has (drawn
     afresh each epoch, so many noise patterns and flat colours are seen); seeded without touching the global
-    RNG."""
+    RNG. ``max_steps`` stops early (the run-time probe times a few steps)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = DomainClassifier(res)
@@ -111,7 +123,8 @@ def train_classifier(
                 torch.full((n_deg,), CLASS_DEGENERATE),
             ]
         )
-        epochs = max(epochs, -(-MIN_STEPS * 64 // len(y)))  # small data sets still get MIN_STEPS updates
+        epochs = training_schedule(len(train_A), len(train_B), epochs)[0]
+        steps = 0
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         net.train()
         for epoch in range(epochs):
@@ -126,6 +139,9 @@ def train_classifier(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                steps += 1
+                if steps == max_steps:
+                    return net.eval()
     return net.eval()
 
 

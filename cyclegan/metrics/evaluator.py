@@ -79,7 +79,16 @@ def _files_id(domains: Domains) -> str:
 class Evaluator:
     """Metrics for one config's data set; see ``cyclegan.metrics.registry`` for every name's definition."""
 
-    def __init__(self, cfg: Config, device: torch.device | str = "cpu", norm_stats: str = "running") -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        device: torch.device | str = "cpu",
+        norm_stats: str = "running",
+        untrained_classifier: bool = False,
+    ) -> None:
+        """``untrained_classifier``: score with a fresh classifier of the same shape instead of the cached or
+        trained one (the run-time probe: scoring costs the same whatever its weights, and a probe must not
+        spend the classifier's training)."""
         self.cfg, self.device, self.norm_stats = cfg, torch.device(device), norm_stats
         domains = resolve_domains(cfg.data)
         if not domains.test_A or not domains.test_B:
@@ -98,14 +107,19 @@ class Evaluator:
         res = clf.resolution(cfg.data.crop_size)
         self.key = clf.cache_key(dataset_id, pre, res)
         self.cache_dir = self._cache_dir(domains.root)
-        self.classifier, self.classifier_facts = clf.load_or_train(
-            self.cache_dir / f"classifier-{self.key}.pt",
-            lambda: load_images(domains.train_A[: clf.MAX_TRAIN], cfg.data, res),
-            lambda: load_images(domains.train_B[: clf.MAX_TRAIN], cfg.data, res),
-            self.test_A,
-            self.test_B,
-            res,
-        )
+        self.classifier_path = self.cache_dir / f"classifier-{self.key}.pt"
+        if untrained_classifier:
+            self.classifier = clf.DomainClassifier(res).eval()
+            self.classifier_facts = {"accuracy": None, "rejection": {}}
+        else:
+            self.classifier, self.classifier_facts = clf.load_or_train(
+                self.classifier_path,
+                lambda: load_images(domains.train_A[: clf.MAX_TRAIN], cfg.data, res),
+                lambda: load_images(domains.train_B[: clf.MAX_TRAIN], cfg.data, res),
+                self.test_A,
+                self.test_B,
+                res,
+            )
         real = torch.cat([self.classifier.embed(self.test_A)[0], self.classifier.embed(self.test_B)[0]])
         # KID's kernel assumes features of order 1: standardise with the real test features' statistics,
         # fixed per data set, so every run's KID uses the same scale.

@@ -142,9 +142,10 @@ def _train(plan, options, command: str) -> dict[str, int]:
         f"store {shown(plan.folder)}"
     )
     if state["queued"]:
-        if options.evaluate:
-            runner.warm_evaluators([u for u in plan.units if u.key in set(state["queued"])])
         workers = min(options.workers, len(state["queued"]))  # cores go to workers that have work
+        if options.evaluate:
+            queued = [u for u in plan.units if u.key in set(state["queued"])]
+            runner.warm_evaluators(queued, runner.worker_threads(workers))
         opts = WorkerOptions(options.store, options.wandb, plan.spec.project, runner.worker_threads(workers))
         with resumable():
             job = partial(work, queue.study, Ablation(queue.study), opts)

@@ -61,16 +61,25 @@ def check_data(plan: Plan) -> None:
         check(data_cfg)
 
 
-def warm_evaluators(units: list[Unit]) -> None:
-    """Build each distinct Evaluator once here, so parallel workers find the domain classifier cached."""
+def warm_evaluators(units: list[Unit], threads: int) -> None:
+    """Build each distinct Evaluator once here, so parallel workers find the domain classifier cached. With a
+    worker's thread share, as the run-time probe measures it: on a machine that other work loads, more torch
+    threads than free cores spin at their barriers (training the classifier of the synthetic benchmark at
+    32 px took 124-127 s at 2 threads against 16-20 s at 1, 2 cores at load average 5-6)."""
+    import torch
+
     from cyclegan.metrics import Evaluator
 
-    seen = set()
-    for u in units:
-        key = (u.cfg.data, u.cfg.eval)
-        if key not in seen:
-            seen.add(key)
-            Evaluator(u.cfg, "cpu")
+    seen, saved = set(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for u in units:
+            key = (u.cfg.data, u.cfg.eval)
+            if key not in seen:
+                seen.add(key)
+                Evaluator(u.cfg, "cpu")
+    finally:
+        torch.set_num_threads(saved)
 
 
 def worker_threads(workers: int) -> int:

@@ -21,15 +21,33 @@ def _rate(records: list[dict[str, Any]]) -> float | None:
     return di / dt if dt > 0 and di > 0 else None
 
 
-def _estimated_rate(run_dir: Path) -> float | None:
-    """Before a run has logged twice: iterations per second from this machine's cached probe of its config
-    (``harness.engine.estimate``; never probes here)."""
+def _probed(run_dir: Path) -> tuple[Any, dict[str, Any] | None]:
+    """(the run's config, this machine's cached probe of it or None): ``harness.engine.estimate``, never
+    probing here."""
     from cyclegan.config import Config
     from harness.engine import estimate
 
     config = store.read_json(run_dir / "config.json")
-    entry = estimate.throughput(Config.from_dict(config), measure=False) if config else None
-    return 1 / estimate.iteration_seconds(entry, Config.from_dict(config)) if entry and config else None
+    cfg = Config.from_dict(config) if config else None
+    return cfg, estimate.throughput(cfg, measure=False) if cfg else None
+
+
+def _estimated_rate(run_dir: Path) -> float | None:
+    """Before a run has logged twice: iterations per second from the cached probe of its config."""
+    from harness.engine import estimate
+
+    cfg, entry = _probed(run_dir)
+    return 1 / estimate.iteration_seconds(entry, cfg) if entry else None
+
+
+def _evaluations_left(run_dir: Path, total: int, done: int) -> float:
+    """Seconds of the run's evaluations still to come (the probe's time per evaluation; 0 if not probed)."""
+    from harness.engine import estimate
+
+    cfg, entry = _probed(run_dir)
+    if not entry:
+        return 0.0
+    return max(0, estimate.evaluations(cfg, total) - done) * (entry.get("eval_seconds") or 0.0)
 
 
 def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any]:
@@ -58,8 +76,10 @@ def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any
     rate = _rate(records) if state == "running" else (summary.get("cost") or {}).get("it_per_s")
     if state == "running" and rate is None:
         rate = _estimated_rate(run_dir)
-    eta = (total - iteration) / rate if state == "running" and rate and total else None
     evals = [r for r in records if r.get("kind") == "eval"]
+    eta = None
+    if state == "running" and rate and total:
+        eta = (total - iteration) / rate + _evaluations_left(run_dir, total, len(evals))
     metric = (summary.get("metrics") or (evals[-1] if evals else {})).get(primary) if primary else None
     return {
         "run": key,
