@@ -4,16 +4,18 @@ the end-to-end test on an S3 server is tests/test_postgres_ablation.py."""
 
 from __future__ import annotations
 
-import sys
+import json
 from pathlib import Path
 
 import fsspec
 import pytest
+from typer.testing import CliRunner
 
 from harness import cli
 from harness.engine import remote
 from harness.engine.worker import _Lock
 from harness.errors import StoreFault, UserError
+from tests.conftest import IDENTITY_SWEEP_TAIL
 
 
 @pytest.fixture
@@ -98,13 +100,31 @@ def test_a_local_path_is_not_a_url_and_a_bad_one_is_one_line(bucket, tmp_path):
         remote.push(cache / "exp" / "experiment.json")
 
 
-def test_a_sweep_refuses_a_url_store_in_one_line(bucket, monkeypatch, capsys):
-    """Sweeps read their runs' files while they sample: they need a folder store (said before anything)."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the shipped experiments/
-    argv = ["harness", "sweep", "lambda", "--store", "memory://bucket/s", "--dry-run"]
-    monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as exc:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1
-    assert "--store memory://bucket/s: a sweep needs a local or shared folder" in err
+def test_a_sweep_on_a_url_store_uploads_its_runs_and_any_machine_reports_them(bucket, tmp_path, monkeypatch):
+    """A one-trial smoke sweep with one confirmation seed, in process (a memory store lives in one process):
+    the trial's and the confirmation's runs reach the URL as they finish; a second machine's report and
+    status read them from its own pull of the store (the study from trials.json: no journal there)."""
+    monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
+    spec = tmp_path / "sweep-url.toml"
+    spec.write_text('name = "url"\nkind = "sweep"\npreset = "smoke"\ndata = "synth:seasons"\nseeds = [0]\n'
+                    '[sweep]\ntrials = 1\npruner = "none"\n' + IDENTITY_SWEEP_TAIL)  # fmt: skip
+    store, tiny = "memory://bucket/s", ["--set", "train.max_iters=6", "--threads", "1", "--wandb", "disabled"]
+    args = ["sweep", str(spec), "--store", store, "--trials", "1", "--confirm", "1", *tiny, "--no-report"]
+    result = CliRunner().invoke(cli.app, args)  # --no-report: the report is the second machine's
+    assert result.exit_code == 0, result.output
+    names = {Path(f).relative_to("/bucket/s/url").as_posix() for f in bucket.find("/bucket/s/url")}
+    runs = sorted({n.split("/")[0] for n in names if "/" in n})
+    assert [r.rsplit("-", 1)[0] for r in runs] == ["confirm-best-s1", "confirm-default-s1", "trial-0-s0"]
+    assert {f"{r}/summary.json" for r in runs} <= names and {"experiment.json", "confirm.json"} <= names
+    assert "trials.json" in names and "queue.journal" not in names  # the study's copy, not its live journal
+    remote._BOUND.clear()  # a second machine: its own cache, nothing local
+    monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "other"))
+    result = CliRunner().invoke(cli.app, ["report", "url", "--store", store, "--reports", f"{tmp_path}/r2"])
+    assert result.exit_code == 0, result.output
+    listed = (tmp_path / "r2" / "url" / "runs.csv").read_text()
+    assert all(r in listed for r in runs)
+    md = (tmp_path / "r2" / "url" / "report.md").read_text()
+    assert "1 finished, 0 pruned" in md
+    status = CliRunner().invoke(cli.app, ["status", "url", "--store", store, "--json"])
+    assert status.exit_code == 0, status.output
+    assert sorted(r["run"] for r in json.loads(status.output)["runs"]) == runs

@@ -674,3 +674,33 @@ def test_a_demo_report_says_what_to_expect_at_that_scale(tmp_path) -> None:
     first = md.split("## Setup")[0]
     assert "Demo scale: 500 iterations" in first and "with 5 seeds per arm" in first
     assert "zebra-&gt;horse (G\\_B) mostly erases the animal" in first
+
+
+def test_one_seed_per_arm_shows_the_numbers_and_says_no_test(tmp_path) -> None:
+    """`harness run SPEC --seeds 1`: each arm's numbers and "no test" with what to run; at 2 seeds the tests
+    run, also where both arms gave one value twice (no variance). A tie between single values once crashed
+    the rank test (scipy's permutation test needs two values per sample)."""
+    store = make_store(tmp_path / "runs")
+    folder = store / "ablate-pool"
+    exp = json.loads((folder / "experiment.json").read_text())
+    for path in folder.glob("*/summary.json"):  # a tie in every pair, zero variance in every arm
+        summary = json.loads(path.read_text())
+        path.write_text(json.dumps({**summary, "metrics": {**summary["metrics"], SECONDARY: 1.0}}))
+    for seeds in ([0, 1], [0]):
+        for run in folder.glob("*-s*-*"):
+            if int(run.name.split("-s")[1].split("-")[0]) not in seeds:
+                shutil.rmtree(run)
+        runs = [r for r in exp["runs"] if r["seed"] in seeds]
+        (folder / "experiment.json").write_text(json.dumps({**exp, "seeds": seeds, "runs": runs}))
+        out = build_report(store, "ablate-pool", tmp_path / f"rep{len(seeds)}")
+        info = json.loads((out / "report.json").read_text())
+        assert info["runs"] == {"planned": 3 * len(seeds), "done": 3 * len(seeds), "failed": 0, "missing": 0}
+        if len(seeds) == 2:  # both arms gave 1.0 twice: said, and the primary metric is tested
+            md = (out / "report.md").read_text()
+            assert r"idt0 vs pool50 on translation\_AtoB: every seed of both gave 1" in md
+            assert "inconclusive at 2 vs 2 seeds" in info["verdicts"][1]
+    first = info["verdicts"][0]
+    means = [float(m) for m in re.findall(r"means ([0-9.]+) vs ([0-9.]+)", first)[0]]
+    assert first.startswith("pool0 vs pool50 on zebra.stripe_AtoB: no test, not enough finished runs")
+    assert means[0] < 0.5 < means[1] and "1 vs 1 seeds; a test needs at least 2 per arm" in first
+    assert "`--dry-run` shows the seeds the margins need" in first

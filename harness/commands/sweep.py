@@ -15,6 +15,7 @@ import typer
 from cyclegan.config import parse_set
 from harness import options as opt
 from harness.commands.progress import resumable, run_workers, say_estimate
+from harness.engine.remote import pull, url_of
 from harness.errors import UserError
 
 app = typer.Typer()
@@ -79,7 +80,6 @@ def sweep(
     if trials is not None and trials < 0:
         raise UserError(f"--trials {trials}: expected 0 or more")
     spec = load_spec(find_spec(name))  # bad input fails here, before anything is written
-    folder_store(store)
     overrides = parse_set(set_)
     if preset is not None or overrides:
         spec = spec.with_preset(preset, overrides)
@@ -112,9 +112,14 @@ def sweep(
             from harness.sweep.confirm import run_confirmation
 
             run_confirmation(spec, study, store, k, opts)
-        if not no_report:
+        if no_report and url_of(store):  # the study's copy, so that any machine can report (harness report)
+            from harness.sweep.snapshot import write_snapshot
+
+            write_snapshot(store / spec.name, study)
+        elif not no_report:
             from harness.sweep.report import build_sweep_report
 
+            pull(store / spec.name)  # a URL store: the trials other machines ran (runs.csv, the best's runs)
             folder = build_sweep_report(store, spec.name, reports, storage=storage)
             typer.echo(f"report: {folder / 'report.md'}")
             typer.echo(f"html:   {folder / 'report.html'}")
@@ -125,20 +130,10 @@ def worker_log(prefix: str) -> Callable[[str], None]:
     return lambda line: typer.echo(f"{prefix}{line}", err=True)
 
 
-def folder_store(store: Path) -> None:
-    """Sweeps read their runs' files from the store while they sample (confirmation, reports): a folder."""
-    from harness.engine.remote import url_of
-
-    if url_of(store):
-        raise UserError(f"--store {url_of(store)}: a sweep needs a local or shared folder as its store (an "
-                        "s3:// store serves ablations: harness run / harness worker)")  # fmt: skip
-
-
 def join_sweep(spec, storage: str | None, heartbeat: tuple[int | None, int | None], opts) -> None:
     """Work on the sweep's study as one worker (``--join``, ``harness worker``) and say what it did."""
     from harness.sweep.run import join
 
-    folder_store(opts.store)
     n = join(spec, storage, heartbeat, opts)
     typer.echo(f"worker {opts.index}: {n['complete']} finished, {n['pruned']} pruned, {n['failed']} failed")
 

@@ -47,7 +47,12 @@ def sentence(row: pd.Series) -> str:
     arm, ref, metric, v = row["arm"], row["vs"], row["metric"], row["verdict"]
     seeds = f"{row['n_arm']} vs {row['n_control']} seeds"
     if row["n_arm"] < 2 or row["n_control"] < 2:
-        return f"{arm} vs {ref} on {metric}: not enough finished runs ({seeds}; two per arm needed)"
+        shown = math.isfinite(row["diff"])
+        means = f"means {row['mean_arm']:.4g} vs {row['mean_control']:.4g}, " if shown else ""
+        return (
+            f"{arm} vs {ref} on {metric}: no test, not enough finished runs ({means}{seeds}; a test needs at "
+            "least 2 per arm: run more seeds, `--dry-run` shows the seeds the margins need)"
+        )
     if v == "identical":
         what = (
             f"every seed of both gave {row['mean_arm']:.4g}; the metric saturates here and cannot tell "

@@ -124,9 +124,10 @@ def describe(x, *, threshold: float | None = None, direction: str = "unknown") -
 
 def rank_p(x, y, *, seed: int = 0) -> float:
     """Two-sided Mann-Whitney U p-value from the exact null distribution (scipy's exact mode) when there are
-    no ties, else from a seeded permutation test of U; NaN when a sample is empty."""
+    no ties, else from a seeded permutation test of U; NaN when a sample has fewer than two values (one seed
+    per arm: no test, as for Welch; scipy's permutation test refuses such a sample)."""
     a, b = _clean(x), _clean(y)
-    if a.size < 1 or b.size < 1:
+    if a.size < 2 or b.size < 2:
         return math.nan
     both = np.concatenate([a, b])
     if np.unique(both).size == both.size:

@@ -17,6 +17,7 @@ import optuna
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import apply_overrides
 from harness.engine.plan import unit_for
+from harness.engine.remote import push
 from harness.engine.worker import WorkerOptions, run_unit
 from harness.errors import UserError
 from harness.sweep import study as S
@@ -66,4 +67,5 @@ def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, 
                 opts.log(f"confirm {unit.key} failed: {result.error}")
             record["runs"][arm].append(unit.key)
     atomic_write_json(store / spec.name / CONFIRM_FILE, record)
+    push(store / spec.name / CONFIRM_FILE)  # a URL store: the report on any machine finds the two arms
     return record

@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from harness.engine import remote
 from harness.engine import store as engine_store
 from harness.engine.plan import write_experiment
 from harness.engine.queue import (
@@ -83,8 +84,10 @@ def prepare(
     storage = open_storage(storage_url, journal)
     study = S.create_or_load(spec, storage, S.worker_seed(spec, 0), adopt)
     spec = S.adopt_recorded(spec, study) if adopt else spec
+    remote.pull(store / spec.name)  # a URL store: its experiment.json keeps the sweep's first "created"
     (store / spec.name).mkdir(parents=True, exist_ok=True)
     write_experiment(
         store / spec.name, experiment_record(spec, describe_storage(storage_url, journal), command)
     )
+    remote.push(store / spec.name / "experiment.json")
     return study, S.add_to_target(study, add), spec

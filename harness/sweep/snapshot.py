@@ -16,6 +16,7 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
 from cyclegan.atomic import atomic_write_json
+from harness.engine.remote import push
 
 SNAPSHOT = "trials.json"
 
@@ -39,6 +40,7 @@ def write_snapshot(folder: Path, study: optuna.Study) -> dict[str, Any]:
         "user_attrs": study.user_attrs, "trials": [trial_record(t) for t in study.get_trials(deepcopy=False)],
     }  # fmt: skip
     atomic_write_json(folder / SNAPSHOT, record)
+    push(folder / SNAPSHOT)  # a URL store: a machine without the study's storage reports from this copy
     return record
 
 
