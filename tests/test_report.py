@@ -704,3 +704,13 @@ def test_one_seed_per_arm_shows_the_numbers_and_says_no_test(tmp_path) -> None:
     assert first.startswith("pool0 vs pool50 on zebra.stripe_AtoB: no test, not enough finished runs")
     assert means[0] < 0.5 < means[1] and "1 vs 1 seeds; a test needs at least 2 per arm" in first
     assert "`--dry-run` shows the seeds the margins need" in first
+
+
+def test_interval_coverage_never_rounds_to_100_percent() -> None:
+    """A first sequential look tests at tiny levels; its interval must still say what it covers."""
+    from harness.report.analyse import confidence
+
+    assert confidence(0.05) == "95.0%"
+    assert confidence(0.0154) == "98.5%"
+    assert confidence(0.00069) == "99.931%"
+    assert confidence(2.3e-5) == "99.9977%"

@@ -36,8 +36,14 @@ def _p(x: float) -> str:
     return f"{x:.2g}" if math.isfinite(x) else "n/a"
 
 
+def confidence(level: float) -> str:
+    """The interval's coverage with enough decimals that a tiny level never rounds to "100%"."""
+    decimals = max(1, math.ceil(-math.log10(100 * level)) + 1) if 0 < level < 1 else 1
+    return f"{100 * (1 - level):.{decimals}f}%"
+
+
 def _interval(row: pd.Series) -> str:
-    conf = f"{100 * (1 - row['level']):.4g}%"
+    conf = confidence(row["level"])
     return f"{_signed(row['diff'])} [{_signed(row['ci_low'])}, {_signed(row['ci_high'])}] ({conf} interval)"
 
 
