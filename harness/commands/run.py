@@ -130,14 +130,15 @@ def run(
 
 def _train(plan, options, command: str) -> dict[str, int]:
     """Enqueue and train the plan's runs that are not done; the experiment's counts (and total) after."""
-    from harness.engine import reuse, runner
+    from harness.engine import runner
     from harness.engine.worker import Ablation, WorkerOptions, work
+    from harness.report.index import describe_reuse
 
     queue, state = runner.prepare(plan, options, command)
     reused = state["reused"]
     typer.echo(
         f"{plan.spec.name}: {len(plan.units)} runs ({len(plan.spec.arms)} arms x {len(plan.seeds)} seeds): "
-        f"{len(state['done']) - len(reused)} done, {reuse.describe(reused) + ', ' if reused else ''}"
+        f"{len(state['done']) - len(reused)} done, {describe_reuse(reused) + ', ' if reused else ''}"
         f"{len(state['queued'])} to run, {len(state['running'])} running, {len(state['failed'])} failed; "
         f"store {shown(plan.folder)}"
     )
@@ -184,6 +185,7 @@ def _print_plan(plan, workers: int, reusing: bool) -> None:
     from harness.engine import reuse
     from harness.engine.plan import budget
     from harness.engine.worker import is_done
+    from harness.report.index import describe_reuse
 
     pull(plan.folder)  # a URL store: its local copy, so "done" is what every machine finished
     adopted = {u.key: o for u in plan.units if (o := reuse.reused_from(u.run_dir))}
@@ -208,7 +210,7 @@ def _print_plan(plan, workers: int, reusing: bool) -> None:
             f"  {mark:5} {u.key}  {b['iterations'] or '?'} iterations, {b['epochs'] or '?'} epochs  {where}"
         )
     lead = (
-        f"{len(plan.units)} runs: {len(todo)} to train, {reuse.describe(list(origins.values()))}, "
+        f"{len(plan.units)} runs: {len(todo)} to train, {describe_reuse(list(origins.values()))}, "
         f"{len(done - adopted.keys())} already done; with {workers} worker(s): "
     )
     say_estimate(lead, [(u.cfg, budgets[u.key]["iterations"]) for u in todo], workers, plan.preset)

@@ -247,16 +247,3 @@ def sources(units: list[Any], store_root: Path, done: set[str]) -> dict[str, tup
         if source is not None and key is not None and source.resolve() != u.run_dir.resolve():
             out[u.key] = (source, key)
     return out
-
-
-def describe(origins: list[str]) -> str:
-    """'5 reused from ablate-pool', or '7 reused (5 from ablate-pool, 2 from ablate-disc)', for source runs
-    named ``<experiment>/<run>``."""
-    per: dict[str, int] = {}
-    for origin in origins:
-        experiment = origin.split("/", 1)[0]
-        per[experiment] = per.get(experiment, 0) + 1
-    parts = [f"{n} from {e}" for e, n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))]
-    if len(parts) == 1:
-        return f"{len(origins)} reused {parts[0].split(' ', 1)[1]}"
-    return f"{len(origins)} reused ({', '.join(parts)})" if origins else "none reused"

@@ -19,7 +19,7 @@ from harness.errors import UserError
 from harness.report import plots, stats
 from harness.report.analyse import Analysis, analyse, arm_cis
 from harness.report.directions import definition
-from harness.report.index import write_index
+from harness.report.index import describe_reuse, write_index
 from harness.report.load import RUN_COLUMNS, Store, load_store
 from harness.report.references import reference_sections
 from harness.report.render import (
@@ -434,11 +434,10 @@ def _shared_items(store: Store, wall: pd.Series) -> list[tuple[str, str]]:
     shared = _shared_runs(store)
     if shared.empty:
         return []
-    from harness.engine.reuse import describe
 
     here = float(wall[store.runs["reused_from"].isna()].sum(min_count=1))
     return [
-        ("shared runs", f"{describe(list(shared['reused_from']))} (see Shared runs)"),
+        ("shared runs", f"{describe_reuse(list(shared['reused_from']))} (see Shared runs)"),
         ("compute trained for this experiment", _seconds(here)),
     ]
 

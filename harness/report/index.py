@@ -76,3 +76,16 @@ def _sharing(info: dict, lent: Counter[str]) -> list[str]:
         text = ", ".join(f"{n} by {name}" for name, n in sorted(lent.items()))
         lines.append(f"- **runs reused by other reports:** {md_escape(text)}")
     return lines
+
+
+def describe_reuse(origins: list[str]) -> str:
+    """'5 reused from ablate-pool', or '7 reused (5 from ablate-pool, 2 from ablate-disc)', for source runs
+    named ``<experiment>/<run>``."""
+    per: dict[str, int] = {}
+    for origin in origins:
+        experiment = origin.split("/", 1)[0]
+        per[experiment] = per.get(experiment, 0) + 1
+    parts = [f"{n} from {e}" for e, n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if len(parts) == 1:
+        return f"{len(origins)} reused {parts[0].split(' ', 1)[1]}"
+    return f"{len(origins)} reused ({', '.join(parts)})" if origins else "none reused"
