@@ -29,7 +29,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check cyclegan harness tests scripts
-	WANDB_SILENT=true WANDB_MODE=offline $(BIN)/python -m pytest -q -x --durations=15
+	WANDB_SILENT=true WANDB_MODE=offline $(BIN)/python -m pytest -q -x -n auto --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(BIN)/harness bench --preset cpu
