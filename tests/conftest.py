@@ -13,6 +13,12 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a cold torch.compile run first: under xdist's --dist loadfile their 1-2 minute compile then
+    overlaps the rest of the suite instead of trailing it (measured: 422 s with it last, 301 s warm)."""
+    items.sort(key=lambda item: item.get_closest_marker("compiles") is None)
+
+
 def pool_spec(name: str, question: str, seeds: list[int]) -> str:
     """A two-arm smoke ablation (pool 4 vs no pool) on the zebra task: the engine tests' workload."""
     return f"""
