@@ -340,3 +340,25 @@ def test_best_value_at_the_edge_of_its_range_is_flagged():
     assert "bottom" in edge_notes(params, {"loss.lambda_A": 1.1})[0]
     assert "bottom" in edge_notes(params, {"loss.lambda_identity": 0.03})[0]
     assert edge_notes(params, {"loss.lambda_A": 5.0, "loss.lambda_identity": 0.5}) == []
+
+
+def test_workers_that_die_leave_exit_1_and_no_confirmation(tmp_path, monkeypatch):
+    """Two worker processes that die before any trial: the command says how many trials of the target
+    finished, names the dead workers, confirms nothing and exits 1 (it used to exit 0)."""
+    import subprocess
+    import sys
+
+    import harness.engine.runner as runner
+
+    def dead_workers(*args, **kwargs):
+        return [subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]) for _ in range(2)]
+
+    monkeypatch.setattr(runner, "spawn", dead_workers)
+    spec = tmp_path / "sweep-dead.toml"
+    spec.write_text(PRUNE_ALL.replace('name = "prune-all"', 'name = "sweep-dead"'))
+    args = ["sweep", str(spec), "--workers", "2", "--wandb", "disabled", "--no-report"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "0 of 2 trials finished or pruned: run the same command again" in result.output
+    assert "worker 0 (pid" in result.output and "exited with code 3" in result.output
+    assert not (tmp_path / "runs" / "sweep-dead" / "confirm.json").exists()

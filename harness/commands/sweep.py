@@ -74,6 +74,7 @@ def sweep(
     from harness.engine.worker import WorkerOptions
     from harness.sweep import run as R
     from harness.sweep.spec import find_spec, load_spec
+    from harness.sweep.study import counted
 
     if workers < 0:
         raise UserError(f"--workers {workers}: expected 0 (only create the study) or more")
@@ -106,7 +107,11 @@ def sweep(
         run_workers(store / spec.name, workers, job, str(spec.path), opts, storage)
         k = spec.confirm_seeds if confirm is None else confirm
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if k and not finished:
+        got = counted(study.get_trials(deepcopy=False))
+        if got < target:  # a worker stopped early: confirming the best of a partial search would mislead
+            typer.echo(f"{got} of {target} trials finished or pruned: run the same command again to resume "
+                       "(confirmation waits for the whole search)", err=True)  # fmt: skip
+        elif k and not finished:
             typer.echo("no finished trial (all pruned or failed): nothing to confirm", err=True)
         elif k:
             from harness.sweep.confirm import run_confirmation
@@ -123,6 +128,8 @@ def sweep(
             folder = build_sweep_report(store, spec.name, reports, storage=storage)
             typer.echo(f"report: {folder / 'report.md'}")
             typer.echo(f"html:   {folder / 'report.html'}")
+        if got < target:
+            raise typer.Exit(1)
 
 
 def worker_log(prefix: str) -> Callable[[str], None]:
