@@ -203,6 +203,10 @@ BASE = {"kind": "sweep", "preset": "smoke", "data": "synth:seasons",
             "objectives[0].metric: unknown metric 'zebra.stripe_AtoB'",
         ),
         ({"objectives": [{"metric": "seasons.l1_AtoB", "direction": "down"}]}, "objectives[0].direction:"),
+        (
+            {"objectives": [{"metric": "seasons.l1_AtoB", "margin": -0.1}]},
+            "objectives[0].margin: expected greater than 0",
+        ),
         ({"sweep": {"pruner": "asha"}}, "sweep.pruner: bad value 'asha'"),
         (
             {"sweep": {"pruner_options": {"lower": 1}}},
@@ -362,3 +366,26 @@ def test_workers_that_die_leave_exit_1_and_no_confirmation(tmp_path, monkeypatch
     assert "0 of 2 trials finished or pruned: run the same command again" in result.output
     assert "worker 0 (pid" in result.output and "exited with code 3" in result.output
     assert not (tmp_path / "runs" / "sweep-dead" / "confirm.json").exists()
+
+
+def test_confirmation_verdict_uses_the_declared_margin() -> None:
+    """Four outcomes at the level of one objective: better, equivalent within the margin (its TOST p is
+    statsmodels' unequal-variance ttost_ind), inconclusive with a margin, never equivalent without one."""
+    from statsmodels.stats.weightstats import ttost_ind
+
+    from harness.report import stats
+    from harness.sweep.report import _verdict
+
+    def verdict(best: list[float], default: list[float], margin: float | None) -> str:
+        c = stats.compare(best, default, arm="best", metric="l1", direction="minimize", confidence=0.95)
+        return _verdict(c, margin, 0.05, "s", "95% interval")
+
+    default = [0.0750, 0.0760, 0.0755, 0.0765, 0.0745]
+    close = [0.0752, 0.0758, 0.0754, 0.0761, 0.0748]
+    assert "better than" in verdict([v - 0.01 for v in default], default, 0.0075)
+    assert "equivalent to the default within the declared margin +/-0.0075" in verdict(close, default, 0.0075)
+    p_ref = ttost_ind(close, default, -0.0075, 0.0075, usevar="unequal")[0]
+    c = stats.compare(close, default, arm="best", metric="l1", direction="minimize")
+    assert stats.Welch(c.diff, c.se, c.df).tost_p(0.0075) == pytest.approx(p_ref)
+    assert "inconclusive at 5 fresh seeds" in verdict(close, default, 0.0001)
+    assert "no margin is declared" in verdict(close, default, None)

@@ -223,9 +223,9 @@ def _toml(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else _show(value)
 
 
-def _verdict(c: stats.Comparison, name: str, level: str) -> str:
-    """Better / worse when the family-adjusted Welch interval excludes 0, else inconclusive (a sweep declares
-    no margin, so it never says equal); no verdict on too few seeds."""
+def _verdict(c: stats.Comparison, margin: float | None, alpha: float, name: str, level: str) -> str:
+    """Better / worse when the family-adjusted Welch interval excludes 0; equivalent when TOST at the same
+    level rejects |difference| >= the declared margin; else inconclusive; no verdict on too few seeds."""
     if min(c.n_arm, c.n_control) < MIN_SEEDS:
         return (
             f"{c.metric}: too few seeds for a verdict ({c.n_arm} / {c.n_control}; at least {MIN_SEEDS} "
@@ -237,8 +237,15 @@ def _verdict(c: stats.Comparison, name: str, level: str) -> str:
     if better or worse:
         word = "better than" if better else "worse than"
         return f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds ({level})."
+    p_tost = stats.Welch(c.diff, c.se, c.df).tost_p(margin)
+    if p_tost < alpha:
+        return (
+            f"{c.metric}: the best config is equivalent to the default within the declared margin "
+            f"+/-{margin:g} on {c.n_arm} fresh seeds (TOST p = {fmt(p_tost)} < {alpha:g})."
+        )
+    why = f"the margin +/-{margin:g} is not excluded" if margin else "no margin is declared"
     return (
-        f"{c.metric}: inconclusive at {c.n_arm} fresh seeds: the {level} contains 0; more seeds "
+        f"{c.metric}: inconclusive at {c.n_arm} fresh seeds: the {level} contains 0 and {why}; more seeds "
         f"(`harness sweep {name} --confirm N`) would narrow it."
     )
 
@@ -248,13 +255,15 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
     if not conf:
         return [
             Text(
-                f"Not confirmed yet: run `harness sweep {experiment['name']} --confirm 3` to re-run the best "
-                "config and the default with 3 fresh seeds."
+                f"Not confirmed yet: run `harness sweep {experiment['name']} --confirm 5` to re-run the best "
+                "config and the default with 5 fresh seeds."
             )
         ]
     metrics = experiment["metrics"]
     objectives = [metrics["primary"], *metrics.get("secondary", [])]
-    directions = [o["direction"] for o in experiment["sweep"]["objectives"]]
+    declared = experiment["sweep"]["objectives"]
+    directions = [o["direction"] for o in declared]
+    margins = [o.get("margin") for o in declared]
     values: dict[str, dict[str, list[float]]] = {}
     for arm, runs in conf["runs"].items():
         for run in runs:
@@ -267,10 +276,11 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 if v is not None:
                     values.setdefault(m, {}).setdefault(arm, []).append(float(v))
     rows, verdicts = [], []
-    confidence = 1 - stats.ALPHA / len(objectives)  # Bonferroni over the objectives: one family
     n = len(objectives)
+    alpha = stats.ALPHA / n  # Bonferroni over the objectives: one family
+    confidence = 1 - alpha
     level = f"{100 * confidence:g}% Welch interval of the difference, Bonferroni over {n} objective(s)"
-    for m, d in zip(objectives, directions, strict=True):
+    for m, d, margin in zip(objectives, directions, margins, strict=True):
         best = values.get(m, {}).get("confirm-best", [])
         default = values.get(m, {}).get("confirm-default", [])
         c = stats.compare(best, default, arm="best", metric=m, direction=d, confidence=confidence)
@@ -288,10 +298,12 @@ def _confirmation(folder: Path, experiment: dict, notes: list[str]) -> list[Any]
                 "best - default": c.diff,
                 "diff adjusted CI": f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
                 "Welch p": c.p_welch,
+                "margin": margin,
+                "TOST p": stats.Welch(c.diff, c.se, c.df).tost_p(margin),
                 "P(best better)": c.p_improve,
             }
         )
-        verdicts.append(_verdict(c, experiment["name"], level))
+        verdicts.append(_verdict(c, margin, alpha, experiment["name"], level))
     default = ", ".join(f"{k}={v}" for k, v in conf["default"].items())
     seeds = ", ".join(str(s) for s in conf["seeds"])
     return [

@@ -65,6 +65,7 @@ class Param:
 class Objective:
     metric: str
     direction: str
+    margin: float | None = None
 
 
 class ParamTable(Table):
@@ -109,6 +110,7 @@ class ParamTable(Table):
 class ObjectiveTable(Table):
     metric: str
     direction: Direction | None = None
+    margin: Annotated[Finite, Field(gt=0)] | None = None  # smallest difference of interest, for confirmation
 
 
 class SweepTable(Table):
@@ -167,7 +169,7 @@ class SweepSpec(SpecBase):
         from cyclegan.metrics import registry
 
         return tuple(
-            Objective(o.metric, o.direction or registry.get(o.metric).direction)
+            Objective(o.metric, o.direction or registry.get(o.metric).direction, o.margin)
             for o in self.objective_tables
         )
 
@@ -213,7 +215,8 @@ class SweepSpec(SpecBase):
         params = {p.key: {"type": p.type, "low": p.low, "high": p.high, "log": p.log, "step": p.step,
                           "choices": list(p.choices), "tie": list(p.tie)} for p in self.params}  # fmt: skip
         keys = ("trials", "sampler", "sampler_seed", "pruner", "pruner_options", "confirm_seeds", "default")
-        objectives = [{"metric": o.metric, "direction": o.direction} for o in self.objectives]
+        objectives = [{"metric": o.metric, "direction": o.direction, "margin": o.margin}
+                      for o in self.objectives]  # fmt: skip
         return {"params": params, "objectives": objectives, **{k: getattr(self, k) for k in keys}}
 
 
