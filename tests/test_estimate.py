@@ -92,14 +92,14 @@ def test_status_rate_before_two_logs_comes_from_the_cached_probe(tmp_path, monke
     from harness.engine import status
 
     cfg = resolve("smoke")
-    assert status._estimated_rate(tmp_path) is None  # no config.json: nothing to estimate from
+    assert status._cached_estimate(tmp_path, 100, 0) == (None, 0.0)  # no config.json: nothing to go on
     atomic_write_json(tmp_path / "config.json", cfg.to_dict())
-    assert status._estimated_rate(tmp_path) is None  # nothing cached, and status never probes
+    assert status._cached_estimate(tmp_path, 100, 0) == (None, 0.0)  # nothing cached, and status never probes
     seen = []
     monkeypatch.setattr(
         estimate, "throughput", lambda c, workers=1, measure=True: seen.append(measure) or entry(0.25)
     )
-    assert status._estimated_rate(tmp_path) == pytest.approx(4.0)
+    assert status._cached_estimate(tmp_path, 100, 0)[0] == pytest.approx(4.0)
     assert seen == [False]
 
 
@@ -133,11 +133,11 @@ def test_status_eta_adds_the_evaluations_still_to_come(tmp_path, monkeypatch) ->
 
     cfg = resolve("smoke", {"train.eval_every": 40})
     atomic_write_json(tmp_path / "config.json", cfg.to_dict())
-    assert status._evaluations_left(tmp_path, 100, 0) == 0.0  # nothing cached: no evaluation time known
+    assert status._cached_estimate(tmp_path, 100, 0) == (None, 0.0)  # nothing cached: nothing known
     probed = {**entry(0.25), "eval_seconds": 2.0}
     monkeypatch.setattr(estimate, "throughput", lambda c, workers=1, measure=True: probed)
-    assert status._evaluations_left(tmp_path, 100, 0) == pytest.approx(6.0)  # at 40, 80 and the end
-    assert status._evaluations_left(tmp_path, 100, 2) == pytest.approx(2.0)  # only the final one left
+    assert status._cached_estimate(tmp_path, 100, 0)[1] == pytest.approx(6.0)  # at 40, 80 and the end
+    assert status._cached_estimate(tmp_path, 100, 2)[1] == pytest.approx(2.0)  # only the final one left
 
 
 def test_the_evaluation_probe_times_scoring_without_training_the_classifier(folder_dataset) -> None:

@@ -21,33 +21,19 @@ def _rate(records: list[dict[str, Any]]) -> float | None:
     return di / dt if dt > 0 and di > 0 else None
 
 
-def _probed(run_dir: Path) -> tuple[Any, dict[str, Any] | None]:
-    """(the run's config, this machine's cached probe of it or None): ``harness.engine.estimate``, never
-    probing here."""
+def _cached_estimate(run_dir: Path, total: int, evaluations_done: int) -> tuple[float | None, float]:
+    """(iterations per second, seconds of evaluations still to come) from this machine's cached probe of the
+    run's config (``harness.engine.estimate``; status never probes); (None, 0.0) when nothing is cached."""
     from cyclegan.config import Config
     from harness.engine import estimate
 
     config = store.read_json(run_dir / "config.json")
     cfg = Config.from_dict(config) if config else None
-    return cfg, estimate.throughput(cfg, measure=False) if cfg else None
-
-
-def _estimated_rate(run_dir: Path) -> float | None:
-    """Before a run has logged twice: iterations per second from the cached probe of its config."""
-    from harness.engine import estimate
-
-    cfg, entry = _probed(run_dir)
-    return 1 / estimate.iteration_seconds(entry, cfg) if entry else None
-
-
-def _evaluations_left(run_dir: Path, total: int, done: int) -> float:
-    """Seconds of the run's evaluations still to come (the probe's time per evaluation; 0 if not probed)."""
-    from harness.engine import estimate
-
-    cfg, entry = _probed(run_dir)
+    entry = estimate.throughput(cfg, measure=False) if cfg else None
     if not entry:
-        return 0.0
-    return max(0, estimate.evaluations(cfg, total) - done) * (entry.get("eval_seconds") or 0.0)
+        return None, 0.0
+    left = max(0, estimate.evaluations(cfg, total) - evaluations_done) * (entry.get("eval_seconds") or 0.0)
+    return 1 / estimate.iteration_seconds(entry, cfg), left
 
 
 def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any]:
@@ -74,12 +60,12 @@ def run_row(folder: Path, key: str, primary: str | None = None) -> dict[str, Any
     iteration = max([r.get("iteration", 0) for r in records] + [summary.get("iteration") or 0])
     total = summary.get("total")
     rate = _rate(records) if state == "running" else (summary.get("cost") or {}).get("it_per_s")
-    if state == "running" and rate is None:
-        rate = _estimated_rate(run_dir)
     evals = [r for r in records if r.get("kind") == "eval"]
     eta = None
-    if state == "running" and rate and total:
-        eta = (total - iteration) / rate + _evaluations_left(run_dir, total, len(evals))
+    if state == "running" and total:
+        probed_rate, evals_left = _cached_estimate(run_dir, total, len(evals))
+        rate = rate or probed_rate  # before the run has logged twice
+        eta = (total - iteration) / rate + evals_left if rate else None
     metric = (summary.get("metrics") or (evals[-1] if evals else {})).get(primary) if primary else None
     return {
         "run": key,
