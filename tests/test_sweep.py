@@ -369,8 +369,9 @@ def test_workers_that_die_leave_exit_1_and_no_confirmation(tmp_path, monkeypatch
 
 
 def test_confirmation_verdict_uses_the_declared_margin() -> None:
-    """Four outcomes at the level of one objective: better, equivalent within the margin (its TOST p is
-    statsmodels' unequal-variance ttost_ind), inconclusive with a margin, never equivalent without one."""
+    """Four outcomes read off one interval, as in the ablation reports: better, equivalent only when the
+    family's interval lies inside the margin (TOST at half its level; the TOST p is statsmodels'
+    unequal-variance ttost_ind), inconclusive otherwise, never equivalent without a margin."""
     from statsmodels.stats.weightstats import ttost_ind
 
     from harness.report import stats
@@ -389,3 +390,10 @@ def test_confirmation_verdict_uses_the_declared_margin() -> None:
     assert stats.Welch(c.diff, c.se, c.df).tost_p(0.0075) == pytest.approx(p_ref)
     assert "inconclusive at 5 fresh seeds" in verdict(close, default, 0.0001)
     assert "no margin is declared" in verdict(close, default, None)
+    # sweep-lambda's confirmation (2026-12-04): TOST p 0.0497 is below 0.05 but not 0.025, and the 95%
+    # interval reaches past -0.0075, so it is not called equivalent
+    best = [0.074350, 0.068670, 0.071695, 0.064892, 0.075246]
+    paper = [0.075930, 0.079960, 0.071282, 0.063478, 0.069485]
+    p_real = ttost_ind(best, paper, -0.0075, 0.0075, usevar="unequal")[0]
+    assert 0.025 < p_real < 0.05
+    assert "inconclusive at 5 fresh seeds" in verdict(best, paper, 0.0075)

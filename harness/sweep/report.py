@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from cyclegan.atomic import atomic_write_json, atomic_write_text
 from harness.engine import store as engine_store
 from harness.errors import UserError
-from harness.report import render, stats
+from harness.report import render, sequential, stats
 from harness.report.index import write_index
 from harness.report.render import Bullets, Code, Figure, KeyValues, Section, Table, Text, fmt
 from harness.sweep.confirm import CONFIRM_FILE, best_trial
@@ -224,29 +224,30 @@ def _toml(value: Any) -> str:
 
 
 def _verdict(c: stats.Comparison, margin: float | None, alpha: float, name: str, level: str) -> str:
-    """Better / worse when the family-adjusted Welch interval excludes 0; equivalent when TOST at the same
-    level rejects |difference| >= the declared margin; else inconclusive; no verdict on too few seeds."""
+    """The ablation reports' rule (``sequential.verdict``) on the family-adjusted Welch interval: better /
+    worse when it excludes 0; equivalent when it lies inside the declared margin, i.e. TOST at half its
+    level; else inconclusive; no verdict on too few seeds."""
     if min(c.n_arm, c.n_control) < MIN_SEEDS:
         return (
             f"{c.metric}: too few seeds for a verdict ({c.n_arm} / {c.n_control}; at least {MIN_SEEDS} "
             f"per arm): `harness sweep {name} --confirm 5`"
         )
-    up = c.direction == "maximize"
-    better = c.ci_low > 0 if up else c.ci_high < 0
-    worse = c.ci_high < 0 if up else c.ci_low > 0
-    if better or worse:
-        word = "better than" if better else "worse than"
-        return f"{c.metric}: the best config is {word} the default on {c.n_arm} fresh seeds ({level})."
-    p_tost = stats.Welch(c.diff, c.se, c.df).tost_p(margin)
-    if p_tost < alpha:
+    v = sequential.verdict(c.ci_low, c.ci_high, margin, c.direction)
+    interval = f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]"
+    if v in ("better", "worse"):
+        seeds = f"{c.n_arm} fresh seeds"
+        return f"{c.metric}: the best config is {v} than the default on {seeds} ({level} {interval})."
+    if v == "equivalent":
+        p_tost = stats.Welch(c.diff, c.se, c.df).tost_p(margin)
         return (
             f"{c.metric}: the best config is equivalent to the default within the declared margin "
-            f"+/-{margin:g} on {c.n_arm} fresh seeds (TOST p = {fmt(p_tost)} < {alpha:g})."
+            f"+/-{margin:g} on {c.n_arm} fresh seeds ({level} {interval}; "
+            f"TOST p = {fmt(p_tost)} < {alpha / 2:g})."
         )
-    why = f"the margin +/-{margin:g} is not excluded" if margin else "no margin is declared"
+    why = f"it is not inside the margin +/-{margin:g}" if margin else "no margin is declared"
     return (
-        f"{c.metric}: inconclusive at {c.n_arm} fresh seeds: the {level} contains 0 and {why}; more seeds "
-        f"(`harness sweep {name} --confirm N`) would narrow it."
+        f"{c.metric}: inconclusive at {c.n_arm} fresh seeds: the {level} {interval} contains 0 and {why}; "
+        f"more seeds (`harness sweep {name} --confirm N`) would narrow it."
     )
 
 
