@@ -103,6 +103,15 @@ def test_sweep_lambda_two_workers_report_and_confirmation(tmp_path):
             cfg = json.loads((tmp_path / "runs" / "sweep-lambda" / run / "config.json").read_text())
             expect = 10.0 if arm == "confirm-default" else best.params["loss.lambda_A"]
             assert cfg["loss"]["lambda_A"] == pytest.approx(expect)
+    # The confirmation is an ablation's queue in the sweep's storage, drained by worker processes.
+    confirm_queue = optuna.load_study(
+        study_name="sweep-lambda.confirm",
+        storage=open_storage(None, tmp_path / "runs/sweep-lambda/queue.journal"),
+    )
+    drained = confirm_queue.get_trials()
+    assert sorted(t.user_attrs["unit"] for t in drained) == sorted(sum(confirm["runs"].values(), []))
+    assert {t.state for t in drained} == {TrialState.COMPLETE}
+    assert "[worker 0] start  confirm-" in proc.stdout + proc.stderr  # a worker process, not the sweep's
 
     # Running it again adds trials to the same study (an increment over what is finished or pruned).
     more = [

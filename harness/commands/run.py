@@ -222,7 +222,13 @@ def _print_plan(plan, workers: int, reusing: bool) -> None:
 
 @app.command()
 def worker(
-    name: Annotated[str, typer.Argument(help="Experiment or sweep name (as in the queue), or a sweep spec.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Experiment or sweep name (as in the queue), a sweep spec, or NAME.confirm (a sweep's "
+            "confirmation runs)."
+        ),
+    ],
     storage: StorageOpt = None,
     store: StoreOpt = Path("runs"),
     threads: Annotated[
@@ -241,6 +247,7 @@ def worker(
     from harness.engine.plan import write_experiment
     from harness.engine.queue import Queue
     from harness.engine.worker import Ablation, WorkerOptions, work
+    from harness.sweep.confirm import CONFIRM_SUFFIX
     from harness.sweep.run import default_index, find_sweep
     from harness.sweep.spec import load_spec as load_sweep
 
@@ -253,7 +260,7 @@ def worker(
         path = find_sweep(name)
         if path:  # a sweep's trials come from its sampler
             return join_sweep(load_sweep(path), storage, (heartbeat, grace), options)
-        folder = store / name
+        folder = store / name.removesuffix(CONFIRM_SUFFIX)  # a sweep's confirmation queue is in its folder
         queue = Queue(name, storage, folder, create=False, heartbeat=(heartbeat, grace))
         record = queue.experiment_record() or {}
         if record and not (folder / "experiment.json").exists():

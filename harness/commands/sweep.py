@@ -114,9 +114,7 @@ def sweep(
         elif k and not finished:
             typer.echo("no finished trial (all pruned or failed): nothing to confirm", err=True)
         elif k:
-            from harness.sweep.confirm import run_confirmation
-
-            run_confirmation(spec, study, store, k, opts)
+            _confirm(spec, study, store, k, storage, workers, opts)
         if no_report and url_of(store):  # the study's copy, so that any machine can report (harness report)
             from harness.sweep.snapshot import write_snapshot
 
@@ -143,6 +141,18 @@ def join_sweep(spec, storage: str | None, heartbeat: tuple[int | None, int | Non
 
     n = join(spec, storage, heartbeat, opts)
     typer.echo(f"worker {opts.index}: {n['complete']} finished, {n['pruned']} pruned, {n['failed']} failed")
+
+
+def _confirm(spec, study, store: Path, k: int, storage: str | None, workers: int, opts) -> None:
+    """Best and default on k fresh seeds: an ablation's queue, drained by the sweep's K workers."""
+    from harness.engine.worker import Ablation, work
+    from harness.sweep import confirm as C
+
+    queue, record = C.enqueue_confirmation(spec, study, store, k, storage)
+    typer.echo(f"confirmation: best trial {record['best_trial']} and the default on seeds {record['seeds']}")
+    in_process = partial(work, queue.study, Ablation(queue.study), opts)
+    run_workers(store / spec.name, workers, in_process, C.queue_name(spec.name), opts, storage)
+    C.write_record(store / spec.name, record)
 
 
 def _print_plan(spec, add: int, workers: int, confirm: int | None) -> None:

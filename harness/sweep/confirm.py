@@ -2,9 +2,10 @@
 
 The best trial of a search is partly luck (its seed, the evaluation noise); re-running it with seeds the
 search never saw, beside the default (the paper's lambda 10 / identity 0.5) on those same seeds, turns
-"best trial" into a comparison with confidence intervals. Units go through the engine's ``run_unit``, so
-they resume, are recorded in the run store and tracked in W&B like any run (arms ``confirm-best`` and
-``confirm-default``).
+"best trial" into a comparison with confidence intervals. The 2k runs are an ablation's queue (arms
+``confirm-best`` and ``confirm-default``) in the sweep's storage, study ``NAME.confirm``: the same workers,
+heartbeats, retries and resume as any ablation, and ``harness worker NAME.confirm`` joins from another
+machine.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import optuna
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import apply_overrides
 from harness.engine.plan import unit_for
+from harness.engine.queue import Queue
 from harness.engine.remote import push
-from harness.engine.worker import WorkerOptions, run_unit
+from harness.engine.worker import is_done
 from harness.errors import UserError
 from harness.sweep import study as S
 from harness.sweep.spec import SweepSpec
 from harness.sweep.worker import trial_config
 
 CONFIRM_FILE = "confirm.json"
+CONFIRM_SUFFIX = ".confirm"
 
 
 def fresh_seeds(spec: SweepSpec, k: int) -> list[int]:
@@ -47,25 +50,36 @@ def best_trial(study: optuna.Study, directions: list[str]) -> optuna.trial.Froze
     return max(study.best_trials, key=lambda t: sign * t.values[0])
 
 
-def run_confirmation(spec: SweepSpec, study: optuna.Study, store: Path, k: int, opts: WorkerOptions) -> dict:
-    """Train best and default on k fresh seeds (resuming what exists); record confirm.json for the report."""
+def queue_name(sweep: str) -> str:
+    """The confirmation queue's study, beside the sweep's own in the same storage."""
+    return sweep + CONFIRM_SUFFIX
+
+
+def enqueue_confirmation(
+    spec: SweepSpec, study: optuna.Study, store: Path, k: int, storage: str | None
+) -> tuple[Queue, dict[str, Any]]:
+    """Queue best and default on k fresh seeds (what is done stays done); returns the queue for the workers
+    to drain and the record that ``write_record`` keeps for the report once they have."""
     best = best_trial(study, spec.directions)
     seeds = fresh_seeds(spec, k)
     best_cfg = trial_config(spec, best.params)
-    default_cfg = apply_overrides(best_cfg, spec.default)
+    arms = {"confirm-best": best_cfg, "confirm-default": apply_overrides(best_cfg, spec.default)}
+    units = [unit_for(spec.name, arm, seed, cfg, store) for arm, cfg in arms.items() for seed in seeds]
+    for u in units:
+        if not (u.run_dir / "config.json").exists():
+            atomic_write_json(u.run_dir / "config.json", u.cfg.to_dict())
+    queue = Queue(queue_name(spec.name), storage, store / spec.name)
+    queue.study.set_user_attr("configs", {u.key: u.cfg.to_dict() for u in units})  # for other machines
+    queue.sync(units, {u.key for u in units if is_done(u)})
     record: dict[str, Any] = {
         "best_trial": best.number, "params": best.params,
         "overrides": S.params_to_overrides(spec, best.params), "default": spec.default, "seeds": seeds,
-        "runs": {"confirm-best": [], "confirm-default": []},
+        "runs": {arm: [u.key for u in units if u.arm == arm] for arm in arms},
     }  # fmt: skip
-    for arm, cfg in (("confirm-best", best_cfg), ("confirm-default", default_cfg)):
-        for seed in seeds:
-            unit = unit_for(spec.name, arm, seed, cfg, store)
-            opts.log(f"confirm {arm} seed {seed}: {unit.key}")
-            result = run_unit(unit, opts, wandb={"job_type": arm, "config": {"trial_params": best.params}})
-            if result.status == "failed":
-                opts.log(f"confirm {unit.key} failed: {result.error}")
-            record["runs"][arm].append(unit.key)
-    atomic_write_json(store / spec.name / CONFIRM_FILE, record)
-    push(store / spec.name / CONFIRM_FILE)  # a URL store: the report on any machine finds the two arms
-    return record
+    return queue, record
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> None:
+    """confirm.json, which the report reads to find the two arms."""
+    atomic_write_json(folder / CONFIRM_FILE, record)
+    push(folder / CONFIRM_FILE)  # a URL store: the report on any machine finds them
