@@ -380,8 +380,9 @@ def test_per_image_scores_give_a_hierarchical_interval(tmp_path) -> None:
     assert lo < np.mean([s.mean() for s in per_seed]) < hi
 
 
-def test_next_seeds_follows_the_sequential_design(tmp_path) -> None:
+def test_next_seeds_follows_the_sequential_design(tmp_path, monkeypatch) -> None:
     """--until-decided's step: the next planned look while a declared comparison is undecided, then stop."""
+    from harness.report import planning
     from harness.report.planning import next_seeds
 
     store = make_store(tmp_path / "runs")
@@ -397,6 +398,15 @@ def test_next_seeds_follows_the_sequential_design(tmp_path) -> None:
     path.write_text(json.dumps({**exp, "first_seeds": 5, "max_seeds": 5}))
     more, why = next_seeds(store, "ablate-pool")
     assert more is None and why.startswith("max_seeds (5) reached")
+    # A metric the reference rows flag as not discriminative gets no verdict at any n: it asks for no seeds.
+    path.write_text(json.dumps({**exp, "first_seeds": 5, "max_seeds": 15}))
+    monkeypatch.setattr(planning, "reference_sections", lambda st: ([], {PRIMARY, SECONDARY}))
+    more, why = next_seeds(store, "ablate-pool")
+    blind = ", ".join(sorted([PRIMARY, SECONDARY]))
+    assert more is None and why == (
+        f"every declared comparison is decided at 5 seeds per arm (no verdict on {blind}: "
+        "not discriminative on this data set)"
+    )
 
 
 def test_another_plan_does_not_overwrite_a_report(tmp_path) -> None:

@@ -13,6 +13,7 @@ from harness.errors import UserError
 from harness.report import sequential, stats
 from harness.report.analyse import analyse
 from harness.report.load import load_store
+from harness.report.references import reference_sections
 
 
 def _sd(folder: Path, metric: str) -> tuple[float, int]:
@@ -61,18 +62,23 @@ def margin_lines(spec: Any, folder: Path, primary: str, secondary: list[str]) ->
 
 def next_seeds(store: Path, name: str) -> tuple[int | None, str]:
     """(seeds per arm for the next batch, or None to stop; why) from the experiment's current report
-    numbers: stop when every declared comparison is decided or max_seeds is reached."""
+    numbers: stop when every declared comparison is decided or max_seeds is reached. A comparison on a metric
+    that is not discriminative on this data set carries no verdict at any n (as in the report), so it does
+    not ask for seeds."""
     st = load_store(store, name)
     an = analyse(st)
+    fooled = reference_sections(st)[1]
     declared = an.comparisons[an.comparisons["family"] != "exploratory"]
     n = len(st.experiment.get("seeds") or [])
     open_ = [
         f"{r.arm} vs {r.vs} on {r.metric}"
         for r in declared.itertuples()
-        if r.verdict not in sequential.DECIDED
+        if r.verdict not in sequential.DECIDED and r.metric not in fooled
     ]
     if not open_:
-        return None, f"every declared comparison is decided at {n} seeds per arm"
+        blind = sorted(fooled & set(declared["metric"]))
+        aside = f" (no verdict on {', '.join(blind)}: not discriminative on this data set)" if blind else ""
+        return None, f"every declared comparison is decided at {n} seeds per arm{aside}"
     later = [p for p in sequential.schedule(an.design["start"], an.design["max_seeds"]) if p > n]
     if not later:
         return (
