@@ -133,6 +133,16 @@ class Plan:
         }
 
 
+def write_configs(units: list[Unit]) -> dict[str, dict[str, Any]]:
+    """Each unit's resolved config, written to its run folder once (workers read it there); returned for the
+    queue's copy, which workers whose store is on another machine read instead."""
+    configs = {u.key: u.cfg.to_dict() for u in units}
+    for u in units:
+        if not (u.run_dir / "config.json").exists():
+            atomic_write_json(u.run_dir / "config.json", configs[u.key])
+    return configs
+
+
 def write_experiment(folder: Path, record: dict[str, Any]) -> None:
     """The one writer of experiment.json (ablations, sweeps, and a worker's copy from the queue): its first
     ``created`` time stays."""

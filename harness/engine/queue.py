@@ -282,9 +282,11 @@ class Queue:
         except KeyError:
             raise UserError(f"no queue for experiment '{experiment}' in {storage or folder}") from None
 
-    def set_experiment(self, record: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
-        """The experiment record and every run's resolved config, for workers whose store is elsewhere."""
-        self.study.set_user_attr("experiment", record)
+    def set_experiment(self, record: dict[str, Any] | None, configs: dict[str, dict[str, Any]]) -> None:
+        """The experiment record and every run's resolved config, for workers whose store is elsewhere
+        (``record`` None: runs with no experiment.json of their own, a sweep's confirmation)."""
+        if record is not None:
+            self.study.set_user_attr("experiment", record)
         self.study.set_user_attr("configs", configs)
 
     def experiment_record(self) -> dict[str, Any] | None:

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cyclegan.atomic import atomic_write_json
 from harness.engine import reuse
-from harness.engine.plan import Plan, Unit, build_plan, write_experiment
+from harness.engine.plan import Plan, Unit, build_plan, write_configs, write_experiment
 from harness.engine.queue import Queue
 from harness.engine.remote import pull, push, shown
 from harness.engine.spec import find_spec, load_spec
@@ -144,11 +143,7 @@ def prepare(plan: Plan, options: RunOptions, command: str) -> tuple[Queue, dict[
     record = plan.experiment_record(command)
     write_experiment(plan.folder, record)
     push(plan.folder / "experiment.json")
-    configs = {u.key: u.cfg.to_dict() for u in plan.units}
-    for u in plan.units:
-        if not (u.run_dir / "config.json").exists():
-            atomic_write_json(u.run_dir / "config.json", configs[u.key])
-    queue.set_experiment(record, configs)
+    queue.set_experiment(record, write_configs(plan.units))
     done = adopt_or_release(plan, options.reuse)
     state = queue.sync(plan.units, done, retry_failed=options.retry_failed)
     state["reused"] = [origin for u in plan.units if (origin := reuse.reused_from(u.run_dir))]

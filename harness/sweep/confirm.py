@@ -17,7 +17,7 @@ import optuna
 
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import apply_overrides
-from harness.engine.plan import unit_for
+from harness.engine.plan import unit_for, write_configs
 from harness.engine.queue import Queue
 from harness.engine.remote import push
 from harness.engine.worker import is_done
@@ -65,11 +65,8 @@ def enqueue_confirmation(
     best_cfg = trial_config(spec, best.params)
     arms = {"confirm-best": best_cfg, "confirm-default": apply_overrides(best_cfg, spec.default)}
     units = [unit_for(spec.name, arm, seed, cfg, store) for arm, cfg in arms.items() for seed in seeds]
-    for u in units:
-        if not (u.run_dir / "config.json").exists():
-            atomic_write_json(u.run_dir / "config.json", u.cfg.to_dict())
     queue = Queue(queue_name(spec.name), storage, store / spec.name)
-    queue.study.set_user_attr("configs", {u.key: u.cfg.to_dict() for u in units})  # for other machines
+    queue.set_experiment(None, write_configs(units))
     queue.sync(units, {u.key for u in units if is_done(u)})
     record: dict[str, Any] = {
         "best_trial": best.number, "params": best.params,
