@@ -57,7 +57,7 @@ def make_step(cfg: Config, kind: str, device: torch.device) -> Callable[[Batch],
     return model.train_step if kind == "plain" else FastStep(model)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -78,10 +78,10 @@ def time_interleaved(
     for i in range(warmup + iters):
         batch = batches[i % len(batches)]
         for name, step in steps.items():
-            _sync(device)
+            sync(device)
             tick, cpu = time.perf_counter(), time.process_time()
             step(batch)
-            _sync(device)
+            sync(device)
             if i >= warmup:
                 times[name]["wall"].append(time.perf_counter() - tick)
                 times[name]["cpu"].append(time.process_time() - cpu)

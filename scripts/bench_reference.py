@@ -3,14 +3,16 @@
 Usage (repository root, PYTHONPATH including it):
 
     python scripts/bench_reference.py ../shared/reference-code [--preset cpu] [--size S] [--set k=v ...]
-        [--rounds 40] [--warmup 5] [--repeats 1] [--threads N] [--contestants reference,plain,fast,compiled]
+        [--rounds 40] [--warmup 5] [--repeats 1] [--threads N] [--device cpu|cuda]
+        [--contestants reference,plain,fast,compiled,fast-bf16,compiled-bf16]
 
 The reference's model code is imported from the checkout given (its ``models`` and ``util`` packages) and
 built with the same architecture as the config. All contestants see identical random batches of the crop
 size, one call each per round, in turn (reference, plain, fast, compiled, reference, ...), so machine load
-hits them alike; each contestant's times become one ``torch.utils.benchmark.Measurement`` (median, IQR).
-With ``--repeats R`` the whole interleaved measurement is repeated and each ratio is reported as the median
-and range over the R repeats. Not part of the package or its tests.
+hits them alike (on CUDA each call is timed between device synchronisations); each contestant's times become
+one ``torch.utils.benchmark.Measurement`` (median, IQR). With ``--repeats R`` the whole interleaved
+measurement is repeated and each ratio is reported as the median and range over the R repeats. ``fast-bf16`` and ``compiled-bf16`` (CUDA only) are the fast step under bf16
+autocast with channels-last tensors, eager or compiled. Not part of the package or its tests.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from torch.utils import benchmark
 from cyclegan.config import Config
 from cyclegan.fast import FastStep
 from cyclegan.model import CycleGAN
-from harness.bench import bench_config, random_batches
+from harness.bench import bench_config, random_batches, sync
 
 
-def reference_model(checkout: Path, cfg: Config):
-    """The reference's CycleGANModel with the config's architecture, on CPU, in training mode."""
+def reference_model(checkout: Path, cfg: Config, device: torch.device):
+    """The reference's CycleGANModel with the config's architecture on ``device``, in training mode (as the
+    reference's own ``setup``: its networks are built on the CPU and then moved, before any Adam state)."""
     sys.path.insert(0, str(checkout.resolve()))
     networks = importlib.import_module("models.networks")
     model_cls = importlib.import_module("models.cycle_gan_model").CycleGANModel
@@ -44,7 +47,7 @@ def reference_model(checkout: Path, cfg: Config):
         isTrain=True,
         checkpoints_dir="/tmp",
         name="bench",
-        device=torch.device("cpu"),
+        device=device,
         preprocess="crop",
         input_nc=3,
         output_nc=3,
@@ -76,6 +79,8 @@ def reference_model(checkout: Path, cfg: Config):
         model.optimizer_G = torch.optim.Adam(
             [*model.netG_A.parameters(), *model.netG_B.parameters()], lr=o.lr, betas=(o.beta1, 0.999)
         )
+    for name in ("netG_A", "netG_B", "netD_A", "netD_B"):
+        getattr(model, name).to(device)
     return model
 
 
@@ -87,7 +92,9 @@ def reference_step(model):
     return step
 
 
-def measure(steps: dict, batches: list, rounds: int, warmup: int) -> dict[str, benchmark.Measurement]:
+def measure(
+    steps: dict, batches: list, rounds: int, warmup: int, device: torch.device
+) -> dict[str, benchmark.Measurement]:
     """One call per contestant per round, in turn, timed with perf_counter; each contestant's times become a
     ``torch.utils.benchmark.Measurement`` (its median, IQR and ``Compare`` table). ``Timer.timeit`` is not
     used per call: it runs the statement twice more as its own warm-up, which would break the alternation."""
@@ -95,8 +102,10 @@ def measure(steps: dict, batches: list, rounds: int, warmup: int) -> dict[str, b
     for i in range(warmup + rounds):
         batch = batches[i % len(batches)]
         for name, step in steps.items():
+            sync(device)
             tick = time.perf_counter()
             step(batch)
+            sync(device)
             if i >= warmup:
                 times[name].append(time.perf_counter() - tick)
     return {
@@ -125,35 +134,41 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the bf16 contestants need cuda)")
     ap.add_argument("--contestants", default="reference,plain,fast,compiled")
     args = ap.parse_args()
     if not (args.reference / "models" / "cycle_gan_model.py").is_file():
         raise SystemExit(f"{args.reference}: no models/cycle_gan_model.py; pass the reference checkout")
-    cfg = bench_config(args.preset, args.size, dict(s.split("=", 1) for s in args.sets))
+    device = torch.device(args.device)
+    overrides = dict(s.split("=", 1) for s in args.sets)
+    cfg = bench_config(args.preset, args.size, {"train.device": args.device, **overrides})
     if args.threads or cfg.train.threads:
         torch.set_num_threads(args.threads or cfg.train.threads)
     names = args.contestants.split(",")
     factories = {
-        "reference": lambda: reference_step(reference_model(args.reference, cfg)),
-        "plain": lambda: CycleGAN(cfg).train_step,
-        "fast": lambda: FastStep(CycleGAN(cfg), compile=False),
-        "compiled": lambda: FastStep(CycleGAN(cfg), compile=True),
+        "reference": lambda: reference_step(reference_model(args.reference, cfg, device)),
+        "plain": lambda: CycleGAN(cfg, device).train_step,
+        "fast": lambda: FastStep(CycleGAN(cfg, device), compile=False),
+        "compiled": lambda: FastStep(CycleGAN(cfg, device), compile=True),
+        "fast-bf16": lambda: FastStep(CycleGAN(cfg, device), amp="bf16", compile=False),
+        "compiled-bf16": lambda: FastStep(CycleGAN(cfg, device), amp="bf16", compile=True),
     }
     steps = {}
     for name in names:
         tick = time.perf_counter()
         steps[name] = factories[name]()
         if isinstance(steps[name], FastStep) and steps[name].compile:
-            steps[name](random_batches(cfg, 1, torch.device("cpu"), seed=99)[0])
+            steps[name](random_batches(cfg, 1, device, seed=99)[0])
             print(f"{name}: first call (torch.compile) {time.perf_counter() - tick:.1f} s")
-    batches = random_batches(cfg, 4, torch.device("cpu"))
+    batches = random_batches(cfg, 4, device)
     ratios: dict[str, list[float]] = {n: [] for n in names if n != "reference"}
     print(
         f"preset {args.preset}, {cfg.data.crop_size} px, {cfg.model.n_blocks} blocks, ngf {cfg.model.ngf}, "
-        f"batch {cfg.train.batch_size}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+        f"batch {cfg.train.batch_size}, {torch.get_num_threads()} thread(s), torch {torch.__version__}, "
+        f"device {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
     )
     for r in range(args.repeats):
-        results = measure(steps, batches, args.rounds, args.warmup)
+        results = measure(steps, batches, args.rounds, args.warmup, device)
         benchmark.Compare(list(results.values())).print()
         for name in ratios:
             if "reference" in results:

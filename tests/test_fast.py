@@ -153,6 +153,63 @@ def test_bf16_needs_cuda() -> None:
         FastStep(CycleGAN(resolve("smoke", {"train.amp": "bf16"})))
 
 
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (checked on a lent GPU)")
+
+
+def train_on_cuda(step_kind: str) -> tuple[CycleGAN, list[dict[str, float]]]:
+    """10 steps of the smoke preset on CUDA from one seed: the plain step, or the fast step in fp32
+    channels-last or under bf16 autocast (channels-last by default there)."""
+    cfg = resolve("smoke", {"train.device": "cuda"})
+    model = CycleGAN(cfg, "cuda")
+    kinds = {
+        "plain": lambda: model.train_step,
+        "fast-channels-last": lambda: FastStep(model, channels_last=True),
+        "fast-bf16": lambda: FastStep(model, amp="bf16"),
+    }
+    step = kinds[step_kind]()
+    gen = torch.Generator().manual_seed(123)
+    n, s = cfg.train.batch_size, cfg.data.crop_size
+    losses = []
+    for _ in range(STEPS):
+        batch = {k: (torch.rand(n, 3, s, s, generator=gen) * 2 - 1).cuda() for k in ("A", "B")}
+        losses.append({k: float(v) for k, v in step(batch).items()})
+    return model.cpu(), losses
+
+
+@cuda
+def test_channels_last_fast_step_matches_plain_step_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp32 channels-last on the GPU trains as the plain step does (TF32 off: it would round both apart)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    plain, losses_plain = train_on_cuda("plain")
+    fast, losses_fast = train_on_cuda("fast-channels-last")
+    assert_equivalent(plain, fast, losses_plain, losses_fast)
+
+
+BF16_FIRST_RTOL = 0.02  # step 1 runs on identical weights: only bf16 rounding of the forwards (~0.4 % each)
+BF16_LOSS_RTOL = 0.05
+
+
+@cuda
+def test_bf16_fast_step_tracks_the_fp32_plain_step_on_cuda() -> None:
+    """bf16 autocast cannot agree to 1e-5; it must compute the same losses up to rounding and train the same
+    way. Step 1 (identical weights) within 2 %, every loss of 10 steps within 5 % (plus 0.01 absolute).
+
+    Network outputs are not compared after 10 steps: Adam moves each weight by about lr per step whatever
+    the gradient's size, so rounding that flips the sign of a tiny gradient moves a weight a full step the
+    other way (seen on an H200: G_A's output on a probe 13 % apart after 10 steps while every loss agreed)."""
+    plain, losses_plain = train_on_cuda("plain")
+    bf16, losses_bf16 = train_on_cuda("fast-bf16")
+    for step, (a, b) in enumerate(zip(losses_plain, losses_bf16, strict=True)):
+        assert list(a) == list(b)
+        rtol, atol = (BF16_FIRST_RTOL, 1e-3) if step == 0 else (BF16_LOSS_RTOL, 0.01)
+        for key in a:
+            assert abs(a[key] - b[key]) <= rtol * abs(a[key]) + atol, (step, key, a[key], b[key])
+    assert all(torch.isfinite(p).all() for p in bf16.parameters())
+    gaps = {k: abs(losses_plain[0][k] - losses_bf16[0][k]) / abs(losses_plain[0][k]) for k in losses_plain[0]}
+    print("step 1 relative loss gaps:", {k: f"{v:.1e}" for k, v in gaps.items()})
+
+
 def test_fast_step_continues_a_plain_step_run() -> None:
     """Switching train.fast on at a resume: Adam state made by the plain step carries over to fused Adam."""
     cfg = resolve("smoke")
