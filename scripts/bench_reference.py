@@ -11,8 +11,9 @@ built with the same architecture as the config. All contestants see identical ra
 size, one call each per round, in turn (reference, plain, fast, compiled, reference, ...), so machine load
 hits them alike (on CUDA each call is timed between device synchronisations); each contestant's times become
 one ``torch.utils.benchmark.Measurement`` (median, IQR). With ``--repeats R`` the whole interleaved
-measurement is repeated and each ratio is reported as the median and range over the R repeats. ``fast-bf16`` and ``compiled-bf16`` (CUDA only) are the fast step under bf16
-autocast with channels-last tensors, eager or compiled. Not part of the package or its tests.
+measurement is repeated and each ratio is reported as the median and range over the R repeats.
+``fast-bf16`` and ``compiled-bf16`` (CUDA only) are the fast step under bf16 autocast with channels-last
+tensors, eager or compiled. Not part of the package or its tests.
 """
 
 from __future__ import annotations
