@@ -32,7 +32,7 @@ from torch.utils import benchmark
 from cyclegan.config import Config
 from cyclegan.fast import FastStep
 from cyclegan.model import CycleGAN
-from harness.bench import bench_config, random_batches, sync
+from harness.steptime import bench_config, random_batches, sync
 
 
 def reference_model(checkout: Path, cfg: Config, device: torch.device):

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cyclegan.config import ConfigError, resolve
-from harness import bench
+from harness import steptime as bench
 from harness.cli import app
 
 HARNESS = [sys.executable, "-m", "harness"]

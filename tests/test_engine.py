@@ -193,8 +193,9 @@ def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
 
 def test_a_failing_run_is_retried_then_left_failed_with_its_error(tmp_path):
     from cyclegan.config import resolve
-    from harness.engine import Ablation, Queue, WorkerOptions, unit_for, work
-    from harness.engine.queue import MAX_RETRIES
+    from harness.engine.plan import unit_for
+    from harness.engine.queue import MAX_RETRIES, Queue
+    from harness.engine.worker import Ablation, WorkerOptions, work
 
     data = tmp_path / "gone"
     cfg = resolve("smoke", {"data.dataset": str(data)})  # the folder vanished after planning
@@ -218,7 +219,9 @@ def test_a_failing_run_is_retried_then_left_failed_with_its_error(tmp_path):
 def test_unit_callbacks_see_each_evaluation_and_can_prune(tmp_path, monkeypatch):
     """The hook a sweep uses: the recorded metrics after each eval, and a stop that ends the run as pruned."""
     from cyclegan.config import resolve
-    from harness.engine import UnitCallbacks, WorkerOptions, run_unit, unit_for
+    from harness.engine.plan import unit_for
+    from harness.engine.recorder import UnitCallbacks
+    from harness.engine.worker import WorkerOptions, run_unit
 
     monkeypatch.setenv("HARNESS_DATA", str(tmp_path / "data"))
 

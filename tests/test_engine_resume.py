@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from harness.engine import load_spec
 from harness.engine.plan import build_plan
 from harness.engine.runner import worker_threads
+from harness.engine.spec import load_spec
 from harness.engine.worker import WorkerOptions, run_unit
 from tests.conftest import pool_spec
 

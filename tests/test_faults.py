@@ -18,10 +18,11 @@ import torch
 from optuna.trial import TrialState
 
 from cyclegan.config import resolve
-from harness.engine import Ablation, Queue, WorkerOptions, unit_for, work
 from harness.engine import queue as q
 from harness.engine import status as st
-from harness.engine.worker import run_unit
+from harness.engine.plan import unit_for
+from harness.engine.queue import Queue
+from harness.engine.worker import Ablation, WorkerOptions, run_unit, work
 from harness.errors import StoreFault
 from tests.conftest import IDENTITY_SWEEP_TAIL, pool_spec
 

@@ -94,7 +94,7 @@ ALLOWED = {
     "harness.engine": {"cyclegan", "harness.errors"},
     "harness.report": {"cyclegan", "harness.errors"},
     "harness.sweep": {"cyclegan", "harness.errors", "harness.engine", "harness.report"},
-    "harness.bench": {"cyclegan", "harness.engine"},
+    "harness.steptime": {"cyclegan", "harness.engine"},
     "harness.commands": {
         "cyclegan",
         "harness.errors",
@@ -102,7 +102,7 @@ ALLOWED = {
         "harness.engine",
         "harness.report",
         "harness.sweep",
-        "harness.bench",
+        "harness.steptime",
     },  # fmt: skip
     "harness.cli": {"cyclegan", "harness.errors", "harness.options", "harness.commands"},
     "harness.__main__": {"harness.cli"},

@@ -13,10 +13,10 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import cli
-from harness.engine import load_spec
 from harness.engine.metric_names import dataset_names
 from harness.engine.plan import build_plan
 from harness.engine.queue import Queue
+from harness.engine.spec import load_spec
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def bench(
     Inputs are random tensors of the crop size (the cost does not depend on pixel values); both steps start
     from identical fresh models. Use --set model.n_blocks=6 for the paper's 128 px generator.
     """
-    from harness import bench as B
+    from harness import steptime as B
 
     for name, value, lo in (
         ("--iters", iters, 1),

@@ -6,7 +6,6 @@ the arm's overrides < the seed. ``--set`` may not touch a key an arm sets (that 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from cyclegan.atomic import atomic_write_json
 from cyclegan.config import Config, ConfigError, apply_overrides, resolve
 from harness.engine.spec import Spec, no_seed, safe_name
-from harness.engine.store import read_json
+from harness.engine.store import now_iso, read_json
 from harness.errors import UserError
 
 
@@ -129,7 +128,7 @@ class Plan:
             },
             "project": s.project,
             "runs": runs,
-            "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": now_iso(),
         }
 
 

@@ -6,7 +6,6 @@ Worker ``i`` seeds its sampler with ``sampler_seed + i``; a worker that joins fr
 
 from __future__ import annotations
 
-import datetime as dt
 import zlib
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ def experiment_record(spec: SweepSpec, storage: str, command: str) -> dict[str, 
         "metrics": {"primary": spec.metrics[0], "direction": spec.directions[0],
                     "secondary": spec.metrics[1:]},
         "sweep": spec.to_json(), "storage": storage, "runs": [],
-        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": engine_store.now_iso(),
     }  # fmt: skip
 
 
