@@ -149,9 +149,9 @@ def test_list_shows_specs_with_question_and_progress(pool_run, monkeypatch):
 
 def test_worker_joins_with_only_the_queue_storage(tmp_path, monkeypatch):
     """`harness worker NAME --storage ...` on 'another machine': the spec and plan come from the queue."""
-    from harness.engine import load_spec
     from harness.engine.plan import build_plan
     from harness.engine.runner import RunOptions, prepare
+    from harness.engine.spec import load_spec
 
     spec = tmp_path / "joined.toml"
     spec.write_text(

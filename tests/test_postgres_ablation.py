@@ -26,9 +26,9 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from harness.engine import load_spec
 from harness.engine.plan import build_plan
 from harness.engine.queue import sql_url
+from harness.engine.spec import load_spec
 from harness.engine.worker import WorkerOptions, run_unit
 from tests.test_postgres_sweep import postgres_url  # noqa: F401 - the fixture
 
