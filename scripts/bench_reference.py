@@ -32,7 +32,7 @@ from torch.utils import benchmark
 from cyclegan.config import Config
 from cyclegan.fast import FastStep
 from cyclegan.model import CycleGAN
-from harness.steptime import bench_config, random_batches, sync
+from harness.steptime import bench_config, random_batches, time_interleaved
 
 
 def reference_model(checkout: Path, cfg: Config, device: torch.device):
@@ -96,19 +96,11 @@ def reference_step(model):
 def measure(
     steps: dict, batches: list, rounds: int, warmup: int, device: torch.device
 ) -> dict[str, benchmark.Measurement]:
-    """One call per contestant per round, in turn, timed with perf_counter; each contestant's times become a
-    ``torch.utils.benchmark.Measurement`` (its median, IQR and ``Compare`` table). ``Timer.timeit`` is not
-    used per call: it runs the statement twice more as its own warm-up, which would break the alternation."""
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for i in range(warmup + rounds):
-        batch = batches[i % len(batches)]
-        for name, step in steps.items():
-            sync(device)
-            tick = time.perf_counter()
-            step(batch)
-            sync(device)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - tick)
+    """``steptime.time_interleaved`` (one call per contestant per round, in turn, each between device
+    synchronisations); each contestant's wall times become a ``torch.utils.benchmark.Measurement`` (its
+    median, IQR and ``Compare`` table). ``Timer.timeit`` is not used per call: it runs the statement twice
+    more as its own warm-up, which would break the alternation."""
+    times = {name: t["wall"] for name, t in time_interleaved(steps, batches, rounds, warmup, device).items()}
     return {
         name: benchmark.Measurement(
             number_per_run=1,

@@ -6,8 +6,9 @@ Usage (repository root, PYTHONPATH including it):
 
 For each K, K processes start together, each trains one run of the preset with its own seed through the
 library's loop (data loading, train steps, checkpoints; no tracking and no evaluation, which `harness run`
-adds), and the wall time of the slowest is taken: runs per hour = K x 3600 / that time. The CPU cores are
-split evenly between the K processes (train.threads). The synthetic data set is made once, before any timing.
+adds); runs per hour = K x 3600 / the wall time from starting the K processes to the last one's end. The
+CPU cores are split evenly between the K processes (train.threads). The synthetic data set is made once,
+before any timing.
 Not part of the package or its tests.
 """
 
